@@ -1,0 +1,1 @@
+"""Command line: a thin typer app, one module per noun."""

@@ -1,0 +1,1 @@
+"""The step framework shared by both pipelines: errors, logging, config, steps, run ledger."""

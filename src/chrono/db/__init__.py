@@ -1,0 +1,1 @@
+"""Database schema (SQLAlchemy Core, SQLite and PostgreSQL) and loaders."""

@@ -1,0 +1,1 @@
+"""The evidence pipeline: a legal production in, a timeline of events out."""

@@ -1,0 +1,82 @@
+"""Local-folder buckets with atomic writes: data goes to a unique temp name, then is renamed.
+
+A reader therefore sees either no object or the whole object, never a partial one, and a crash
+leaves at most a ``.tmp-*`` file that :meth:`LocalBucket.clean_temp` removes on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class LocalBucket:
+    """A bucket is a folder; keys are POSIX relative paths inside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        root = self.root.resolve()
+        if target != root and root not in target.parents:
+            raise ValueError("key escapes the bucket")
+        return target
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put_json(self, key: str, obj: Any) -> None:
+        self.put_bytes(key, json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_lines(self, key: str, rows: list[dict[str, Any]]) -> None:
+        body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+        self.put_bytes(key, body.encode("utf-8"))
+
+    def get_lines(self, key: str) -> Iterator[dict[str, Any]]:
+        with self.path(key).open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+    def delete(self, key: str) -> None:
+        p = self.path(key)
+        if p.exists():
+            p.unlink()
+
+    def clean_temp(self) -> int:
+        """Remove temp files left by a crashed writer; returns how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith((".tmp-", ".spool-")):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+        return removed
