@@ -19,3 +19,32 @@ def corpus() -> Path:
             pytest.fail(f"corpus folder {CORPUS} is missing (CI must have ../shared/corpus)")
         pytest.skip("../shared/corpus not present")
     return CORPUS
+
+
+PG_ADMIN_URL = os.environ.get("CHRONO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh database: SQLite in tmp_path, or a throwaway database on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chrono.db'}"
+        return
+    import uuid
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI must start it)")
+        pytest.skip("PostgreSQL not reachable")
+    name = f"chrono_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -213,7 +213,9 @@ def run_extractor(source: SourceFile, ctx: ExtractContext) -> Artifact:
     started = time.perf_counter()
     limits = ctx.config.limits
     extractor = extractor_for(source.kind)
-    if extractor is None:
+    if source.kind == "empty" or source.size == 0:
+        artifact = failed_artifact(source, "none", "empty_file", "0 bytes")
+    elif extractor is None:
         artifact = failed_artifact(source, "none", "unsupported_format", f"kind {source.kind}")
     elif source.size > limits.max_file_bytes:
         artifact = failed_artifact(
