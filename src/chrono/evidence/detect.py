@@ -129,7 +129,9 @@ def _text_kind(path: Path, head: bytes) -> str:
         return "unknown"
     if path.suffix.lower() == ".opt" and re.match(rb"^[^,\r\n]+,[^,\r\n]*,[^,\r\n]+,", sample):
         return "opt"
-    if _looks_like_csv(sample):
+    if _looks_like_csv(sample) or (
+        path.suffix.lower() in (".csv", ".tsv") and (b"," in sample or b"\t" in sample)
+    ):
         return "csv"
     if _is_tar(path):
         return "tar"
@@ -147,11 +149,15 @@ def _looks_like_email(sample: bytes) -> bool:
 
 
 def _looks_like_csv(sample: bytes) -> bool:
-    lines = [ln for ln in sample.splitlines()[:20] if ln.strip()]
+    """Most lines share one non-zero count of a delimiter (a preamble may differ)."""
+    lines = [ln for ln in sample.splitlines()[:30] if ln.strip()]
+    if len(lines) > 2:
+        lines = lines[:-1]  # the sample may cut the last line short
     if len(lines) < 2:
         return False
     for delim in (b",", b"\t", b";", b"|"):
-        counts = [ln.count(delim) for ln in lines[:-1] or lines]
-        if counts and min(counts) >= 1 and max(counts) - min(counts) <= max(1, max(counts) // 4):
+        counts = [ln.count(delim) for ln in lines]
+        common = max(set(counts), key=counts.count)
+        if common >= 1 and counts.count(common) >= max(2, 0.6 * len(lines)):
             return True
     return False

@@ -29,7 +29,6 @@ from chrono.evidence.inventory import FileEntry
 from chrono.evidence.model import Artifact
 from chrono.storage.local import LocalBucket
 
-LOADFILE_MEMBER_KINDS = {"text", "tiff", "jpeg", "png", "gif", "bmp", "pdf"}
 MAX_ATTEMPTS = 2
 
 
@@ -206,7 +205,7 @@ def extract_all(run: EvidenceRun, entries: list[FileEntry]) -> dict[str, Any]:
     for e in all_entries:
         if e.file_id in outcomes:
             continue
-        if e.depth == 0 and e.kind in LOADFILE_MEMBER_KINDS and e.path in covered:
+        if e.depth == 0 and e.path in covered:
             outcomes[e.file_id] = Outcome("skipped", "loadfile_member")
     wave = triage([e for e in all_entries if e.file_id not in outcomes])
     while True:
