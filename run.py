@@ -8,6 +8,15 @@ import sys
 
 from chrono.cli.main import app
 
+
+def _dashed(arg: str) -> str:
+    """``--password_file=a_b.txt`` -> ``--password-file=a_b.txt``: only the flag's name changes."""
+    if not arg.startswith("--"):
+        return arg
+    name, sep, value = arg.partition("=")
+    return name.replace("_", "-") + sep + value
+
+
 if __name__ == "__main__":
-    args = [a.replace("_", "-") if a.startswith("--") else a for a in sys.argv[1:]]
+    args = [_dashed(a) for a in sys.argv[1:]]
     sys.exit(app(["run", *args]))

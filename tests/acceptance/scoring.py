@@ -39,7 +39,8 @@ def score_events(truth_events: list[dict[str, Any]], exported: list[dict[str, An
     comm = [e for e in exported if e["type"] in COMM_TYPES]
     index: dict[str, list[tuple[float, set[str], dict[str, Any]]]] = {}
     for t in truth_events:
-        index.setdefault(t["type"], []).append((_ts(t["start"]), _ids(t["participants"], "value"), t))
+        entry = (_ts(t["start"]), _ids(t["participants"], "value"), t)
+        index.setdefault(t["type"], []).append(entry)
     matched_truth: set[str] = set()
     unmatched = []
     for ev in comm:

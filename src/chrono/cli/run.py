@@ -49,7 +49,8 @@ def run_command(
     config: Annotated[Path | None, typer.Option(
         "--config", help="chrono.yaml with settings to override the defaults.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    log_level: Annotated[str, typer.Option(help="Log level of the JSON log on stderr.")] = "WARNING",
+    log_level: Annotated[str, typer.Option(
+        help="Log level of the JSON log on stderr.")] = "WARNING",
 ) -> None:
     with friendly_errors():
         configure_logging(log_level)

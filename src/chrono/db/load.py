@@ -20,12 +20,11 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
         return
     dialect = conn.engine.dialect.name
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
     else:
         raise ValueError(f"unsupported database dialect {dialect}")
-    conn.execute(stmt, rows)
 
 
 def chunked(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -81,7 +81,7 @@ def _ole_kind(path: Path) -> str:
     try:
         with olefile.OleFileIO(str(path)) as ole:
             streams = {"/".join(s).lower() for s in ole.listdir(streams=True, storages=True)}
-    except Exception:  # noqa: BLE001 - any parse failure means "some OLE we cannot name"
+    except Exception:
         return "unknown"
     if any(s.startswith("__substg1.0_") for s in streams) or "__properties_version1.0" in streams:
         return "msg"

@@ -13,6 +13,7 @@ breaks the pool; the pool is rebuilt and the files in flight are retried once, t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -57,10 +58,8 @@ def _init_worker(config_json: str, artifact_dir: str, passwords: tuple[str, ...]
     config = EvidenceConfig.model_validate_json(config_json)
     cap = config.limits.max_memory_bytes
     if cap > 0:
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        except (ValueError, OSError):
-            pass
     _WORKER.update(config=config, artifact_dir=Path(artifact_dir), passwords=passwords)
 
 
@@ -136,7 +135,8 @@ def _retry_or_fail(
     source = SourceFile(Path(entry.path), entry.sha256, entry.size, entry.kind, "", entry.depth)
     artifact = failed_artifact(source, "none", "worker_crashed", "worker process died")
     run.bucket.put_bytes(artifact_key(entry.sha256), artifact.model_dump_json().encode("utf-8"))
-    log_event("file_extracted", file_id=entry.file_id, status="failed", reason_code="worker_crashed")
+    log_event("file_extracted", file_id=entry.file_id, status="failed",
+              reason_code="worker_crashed")
     advance()
 
 

@@ -80,7 +80,7 @@ class Child(BaseModel):
     size: int
     relation: Literal["archive_entry", "attachment", "native", "embedded"]
     blob: str
-    """Path of the stored bytes, relative to the artifact dir (see ``ExtractContext.store_child``)."""
+    """Path of the stored bytes, relative to the artifact dir (``ExtractContext.store_child``)."""
 
 
 class Artifact(BaseModel):

@@ -97,10 +97,11 @@ _ADDRESS_RE = re.compile(
 # off where OCR lost an underscore or a dot: the address would be a wrong one.
 _CUT_ADDRESS_FRONT_RE = re.compile(r"(?:^|(?<=[\s<(\[{«‹:]))[a-z0-9._%+'\-]+\s$")
 _TLD_DIGITS = str.maketrans("0158", "olsb")
-_COMMON_TLDS = frozenset(
-    "com org net edu gov mil int biz info name pro law legal email mail app dev cloud online "
-    "site tech company group bank insurance".split()
-)
+_COMMON_TLDS = frozenset({
+    "com", "org", "net", "edu", "gov", "mil", "int", "biz", "info", "name", "pro", "law", "legal",
+    "email", "mail", "app", "dev", "cloud", "online", "site", "tech", "company", "group", "bank",
+    "insurance",
+})
 _VALID_ADDRESS_RE = re.compile(
     r"^[a-z0-9_%+'\-]+(?:\.[a-z0-9_%+'\-]+)*@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+"
     r"[a-z]{2,24}$"

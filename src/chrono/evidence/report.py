@@ -81,7 +81,8 @@ input{{margin:1em 0;padding:4px;width:20em}}</style></head><body>
 started {esc(report['started_at'])}, finished {esc(str(report['finished_at']))}</p>
 <div>{counts}</div>
 <h2>Steps</h2><table><tr><th>step</th><th>time</th><th>counts</th></tr>{steps}</table>
-<h2>Files</h2><input id=q placeholder="filter by path, kind, outcome or reason"
-oninput="for(const r of document.querySelectorAll('#files tr.f'))r.hidden=!r.textContent.includes(this.value)">
+<h2>Files</h2><input id=q placeholder="filter by path, kind, outcome or reason" oninput="
+for(const r of document.querySelectorAll('#files tr.f'))
+r.hidden=!r.textContent.includes(this.value)">
 <table id=files><tr><th>path</th><th>kind</th><th>bytes</th><th>outcome</th><th>reason</th></tr>
 {rows.replace("<tr class='", "<tr class='f ")}</table></body></html>"""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar
 
-from chrono.core.config import EvidenceConfig
+from chrono.core.config import EvidenceConfig, ExtractionLimits
 from chrono.core.errors import FileRejected, LimitExceeded
 from chrono.evidence.model import Artifact, Child
 
@@ -55,7 +55,7 @@ class ExtractContext:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def limits(self):  # type: ignore[no-untyped-def]
+    def limits(self) -> ExtractionLimits:
         return self.config.limits
 
     def warn(self, code: str) -> None:

@@ -4,8 +4,8 @@
 orientation detection (Tesseract OSD on a half-size copy, applied only when confident), Otsu
 binarisation and despeckling, redaction boxes masked out, then a single recognition pass.
 Parallelism comes from worker processes, so each engine is pinned to one thread
-(``OMP_THREAD_LIMIT=1`` is set before tesserocr loads). Engines are created lazily and cached per process, keyed by tessdata folder
-and language.
+(``OMP_THREAD_LIMIT=1`` is set before tesserocr loads). Engines are created lazily and cached
+per process, keyed by tessdata folder and language.
 
 Reason codes raised here:
 
@@ -19,23 +19,23 @@ import os
 
 os.environ["OMP_THREAD_LIMIT"] = "1"  # one engine per process; must precede the tesserocr import
 
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import tesserocr  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import tesserocr
+from numpy.typing import NDArray
+from PIL import Image
 
-from chrono.core.config import OcrConfig  # noqa: E402
-from chrono.core.errors import FileRejected  # noqa: E402
-from chrono.evidence.extract.redaction import (  # noqa: E402
+from chrono.core.config import OcrConfig
+from chrono.core.errors import FileRejected
+from chrono.evidence.extract.redaction import (
     Box,
     find_redactions,
     mask_boxes,
     otsu_threshold,
 )
-from chrono.evidence.model import Page  # noqa: E402
+from chrono.evidence.model import Page
 
 REDACTED_TOKEN = "[[REDACTED]]"
 
@@ -146,7 +146,7 @@ def detect_rotation(gray: Image.Image, tessdata: str) -> int:
 
 
 def despeckle(dark: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Drop ink pixels with no inked neighbour: scanner dust that OCR would read as ``.`` or ``'``."""
+    """Drop ink pixels with no inked neighbour: dust that OCR would read as ``.`` or ``'``."""
     padded = np.pad(dark, 1).view(np.uint8)
     height, width = dark.shape
     neighbours = np.zeros((height, width), dtype=np.uint8)

@@ -13,7 +13,8 @@ Reason codes raised here:
 - ``corrupt_pdf``: neither PDFium nor pikepdf's repair can read the file (or it is not a PDF).
 - ``limit_pages`` / ``limit_pixels``: from the context's limits (page count, rendered page size).
 
-Warnings: ``pdf_repaired`` (the file only opened after pikepdf rewrote it).
+Warnings: ``pdf_repaired`` (the file only opened after pikepdf rewrote it),
+``pdf_page_unreadable`` (PDFium could not load one page; it is kept as an empty page).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pikepdf
@@ -58,7 +59,12 @@ class PdfExtractor(Extractor):
             ctx.check_pages(count)
             artifact.metadata = pdf_metadata(pdf, count)
             for index in range(count):
-                page = pdf[index]
+                try:
+                    page = pdf[index]
+                except pdfium.PdfiumError:
+                    ctx.warn("pdf_page_unreadable")
+                    artifact.pages.append(Page(number=index + 1, text="", method="none"))
+                    continue
                 try:
                     artifact.pages.append(read_page(page, index + 1, ctx))
                 finally:
@@ -102,8 +108,8 @@ def _open_with_passwords(path: str, passwords: tuple[str, ...]) -> pdfium.PdfDoc
             if exc.err_code != pdfium_c.FPDF_ERR_PASSWORD:
                 raise _Unreadable() from None
     if passwords:
-        raise FileRejected("wrong_password", f"{len(passwords)} password(s) tried")
-    raise FileRejected("password_required", "encrypted, no password given")
+        raise FileRejected("wrong_password", f"none of {len(passwords)} given opened it")
+    raise FileRejected("password_required", "encrypted; none given")
 
 
 def _repair(path: Path, ctx: ExtractContext) -> Path:
@@ -119,8 +125,9 @@ def _repair(path: Path, ctx: ExtractContext) -> Path:
         except (pikepdf.PdfError, OSError, ValueError) as exc:
             raise FileRejected("corrupt_pdf", type(exc).__name__) from None
     if pdf is None:
-        code = "wrong_password" if ctx.passwords else "password_required"
-        raise FileRejected(code, f"{len(ctx.passwords)} password(s) tried")
+        if not ctx.passwords:
+            raise FileRejected("password_required", "encrypted; none given")
+        raise FileRejected("wrong_password", f"none of {len(ctx.passwords)} given opened it")
     fd, name = tempfile.mkstemp(dir=ctx.artifact_dir, prefix=".repair-", suffix=".pdf")
     os.close(fd)
     target = Path(name)
@@ -143,7 +150,7 @@ def read_page(page: pdfium.PdfPage, number: int, ctx: ExtractContext) -> Page:
         text = _clean(textpage.get_text_bounded())
     finally:
         textpage.close()
-    solid_chars = sum(1 for ch in text if not ch.isspace())
+    solid_chars = len("".join(text.split()))
     if solid_chars >= MIN_TEXT_LAYER_CHARS or not _worth_ocr(page, solid_chars):
         return Page(number=number, text=text, method="text_layer" if text else "none")
     dpi = ctx.config.ocr.dpi
@@ -167,10 +174,13 @@ def _worth_ocr(page: pdfium.PdfPage, solid_chars: int) -> bool:
     return False
 
 
+_CONTROL_CHARS: dict[int, str | None] = {c: None for c in range(32) if chr(c) not in "\n\t"}
+_CONTROL_CHARS[2] = "-"  # PDFium joins a word hyphenated across lines and marks the break with 0x02
+
+
 def _clean(text: str) -> str:
-    # PDFium ends lines with CRLF and marks soft hyphens / unknown glyphs with control characters.
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "-")
-    return "".join(ch for ch in text if ch in "\n\t" or ch >= " ").strip()
+    """Newlines for PDFium's CRLF, line-end hyphens as ``-``, other control characters dropped."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_CHARS).strip()
 
 
 _PDF_DATE = re.compile(
@@ -194,7 +204,7 @@ def pdf_date_to_iso(raw: str | None) -> str | None:
     tz = match["tz"]
     if tz:
         if tz in "Zz":
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         else:
             digits = tz[1:].replace("'", "")
             hours, minutes = int(digits[:2]), int(digits[2:4] or 0)

@@ -144,7 +144,8 @@ def _row_gaps(runs: list[Run]) -> int:
     spans: dict[int, list[int]] = {}
     for row, first, after in runs:
         span = spans.setdefault(row, [first, after, 0])
-        span[0], span[1], span[2] = min(span[0], first), max(span[1], after), span[2] + after - first
+        span[0], span[1] = min(span[0], first), max(span[1], after)
+        span[2] += after - first
     return sum(after - first - count for first, after, count in spans.values())
 
 
