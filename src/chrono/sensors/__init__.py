@@ -1,0 +1,1 @@
+"""The sensor pipeline: edge readings validated, routed, stamped with lineage, windowed, alerted."""
