@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from chrono.cli import export, run, sample
+from chrono.cli import buckets, export, run, sample, scenarios, sensors
 
 app = typer.Typer(
     name="chrono",
-    help="Chrono turns messy evidence into a trustworthy, deduplicated timeline.",
+    help="Chrono turns messy evidence into a trustworthy timeline, and sensor readings into "
+    "validated, windowed, alerting streams.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -16,6 +17,9 @@ app = typer.Typer(
 app.command("run", help=run.__doc__)(run.run_command)
 app.add_typer(sample.app, name="sample")
 app.command("export", help=export.__doc__)(export.export_command)
+app.add_typer(sensors.app, name="sensors")
+app.add_typer(scenarios.app, name="scenarios")
+app.add_typer(buckets.app, name="buckets")
 
 if __name__ == "__main__":
     app()

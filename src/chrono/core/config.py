@@ -166,11 +166,29 @@ def expand_vars(value: Any) -> Any:
     return value
 
 
+def _fix_hint(error: Any) -> str:
+    """A short "how to fix it" for the common pydantic error kinds."""
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "remove it or correct its spelling (see the configuration reference in README)"
+    if kind == "missing":
+        return "add it"
+    if kind.endswith(("_type", "_parsing")):
+        return "give a value of the expected type"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return "choose a value within the allowed range"
+    if kind == "literal_error":
+        return "use one of the allowed values"
+    return "correct the value"
+
+
 def format_validation_error(path: str, err: ValidationError) -> str:
+    """``file: key 'a.b': problem; fix: ...`` for the first few errors (values never echoed)."""
     parts = []
     for e in err.errors()[:5]:
-        key = ".".join(str(x) for x in e["loc"])
-        parts.append(f"{path}: key '{key}': {e['msg']}")
+        key = ".".join(str(x) for x in e["loc"]) or "<top level>"
+        msg = e["msg"].split(", input_value")[0]
+        parts.append(f"{path}: key '{key}': {msg}; fix: {_fix_hint(e)}")
     return "; ".join(parts)
 
 

@@ -1,1 +1,1 @@
-"""Named buckets over local folders (S3 comes with the scale-out modes), atomic writes."""
+"""Named buckets over local folders and S3 (boto3), with atomic writes and creation plans."""

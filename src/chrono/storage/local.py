@@ -6,6 +6,7 @@ leaves at most a ``.tmp-*`` file that :meth:`LocalBucket.clean_temp` removes on 
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import tempfile
@@ -13,12 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+TEMP_PREFIXES = (".tmp-", ".spool-")
+"""File-name prefixes of in-flight writes; never listed as keys, removed by ``clean_temp``."""
+
 
 class LocalBucket:
     """A bucket is a folder; keys are POSIX relative paths inside it."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # The Bucket protocol's ``url``: for a folder, its path as given.
+        self.url = str(self.root)
 
     def path(self, key: str) -> Path:
         target = (self.root / key).resolve()
@@ -69,6 +75,32 @@ class LocalBucket:
         if p.exists():
             p.unlink()
 
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        """Keys (POSIX, relative to the root) starting with ``prefix``, sorted; temp files excluded.
+
+        ``prefix`` is a plain string prefix, as in S3 (``"raw/2024-"`` matches ``raw/2024-01/x``).
+        Only the folder named by the prefix up to its last ``/`` is walked, not the whole bucket.
+        A prefix starting with ``/`` or holding a ``.`` or ``..`` segment raises ``ValueError``.
+        """
+        if prefix.startswith("/") or any(part in (".", "..") for part in prefix.split("/")):
+            raise ValueError("prefix escapes the bucket")
+        base_dir, _, _ = prefix.rpartition("/")
+        start = self.path(base_dir) if base_dir else self.root.resolve()
+        if not start.is_dir():
+            return []
+        root = self.root.resolve()
+        keys = []
+        for dirpath, _dirs, files in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
+            for name in files:
+                if name.startswith(TEMP_PREFIXES):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        keys.sort()
+        return keys
+
     def clean_temp(self) -> int:
         """Remove temp files left by a crashed writer; returns how many."""
         removed = 0
@@ -76,7 +108,7 @@ class LocalBucket:
             return 0
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                if name.startswith((".tmp-", ".spool-")):
+                if name.startswith(TEMP_PREFIXES):
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
         return removed
