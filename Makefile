@@ -16,11 +16,15 @@ $(BIN)/chrono: pyproject.toml
 
 install: $(BIN)/chrono  ## system packages, virtualenv, Chrono and its test tools
 
-demo: install  ## generate a small sample production and run the evidence pipeline on it
+demo: install  ## both pipelines on generated samples: an evidence production and sensor readings
 	$(BIN)/chrono sample evidence $(DEMO) --size small
 	$(BIN)/chrono run $(DEMO)/production $(DEMO)/artifacts --password-file $(DEMO)/passwords.txt
 	$(BIN)/chrono export events --db sqlite:///$(DEMO)/artifacts/chrono.db --out $(DEMO)/events.jsonl
 	@echo "events: $$(wc -l < $(DEMO)/events.jsonl) in $(DEMO)/events.jsonl; report: $(DEMO)/artifacts/report.html"
+	rm -rf $(DEMO)/chrono-data
+	$(BIN)/chrono sensors simulate --db $(DEMO)/sensor_data.db --overwrite
+	cd $(DEMO) && CHRONO_DATA=chrono-data $(abspath $(BIN))/chrono sensors run --once --quiet
+	@echo "sensor buckets: $(DEMO)/chrono-data/; notifications: $(DEMO)/chrono-data/notifications.jsonl"
 
 test: install  ## run the whole test suite (unit, acceptance on ../shared/corpus, end-to-end)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -32,6 +36,7 @@ lint:  ## ruff and mypy
 bench: install  ## quick versions of every benchmark
 	$(BIN)/python bench/ocr.py --quick
 	$(BIN)/python bench/pdf_text.py --quick
+	$(BIN)/python bench/sensors.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

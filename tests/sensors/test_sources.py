@@ -400,6 +400,15 @@ def test_csv_bad_values_keep_raw_text(tmp_path: Path) -> None:
     assert batch.row(3, named=True)["timestamp"] is None
 
 
+def test_csv_blank_lines_are_not_records(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("sensor_id,temperature\n\nS1,1.5\n\n\nS2,2.5\n")
+    source = open_source(SourceConfig(kind="csv", path=str(path)))
+    batch, _ = source.read(None, 10)
+    source.close()
+    assert batch.select("sensor_id", "temperature").rows() == [("S1", 1.5), ("S2", 2.5)]
+
+
 def test_ndjson_appends_bad_lines_and_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "r.ndjson"
     lines = [
@@ -576,6 +585,17 @@ def test_mqtt_delivers_and_keeps_messages_while_closed(broker: MqttSettings,
         # The last batch is replayed for its own starting cursor.
         again, after = source.read({"seq": 4}, 100)
         assert again["id"].to_list() == [4, 5] and after == {"seq": 6}
+
+        # Messages received but not handed out yet are not acknowledged: a close keeps them.
+        publish(publisher, topic, [{"id": 6}, {"id": 7}, {"id": 8}])
+        batch, cursor = source.read(after, 1)
+        assert batch["id"].to_list() == [6]
+        time.sleep(0.3)
+        source.close()
+        source = open_source(config)
+        batch, cursor = read_rows(source, cursor, 2)
+        assert batch["id"].to_list() == [7, 8]
+        assert batch[SEQ].to_list() == [7, 8]
         source.close()
     finally:
         forget_session(broker)

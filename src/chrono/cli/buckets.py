@@ -24,8 +24,10 @@ def create_command(
         "--dry-run", help="Print the plan (what would be created or changed); touch nothing.")
     ] = False,
 ) -> None:
-    """Create every bucket: local folders, or S3 buckets with versioning, default encryption and
-    lifecycle rules. Safe to repeat."""
+    """Create every bucket named in pipeline.yaml; safe to repeat.
+
+    Local buckets become folders; s3:// buckets are created with versioning, default encryption
+    and lifecycle rules. A bucket already there shows as exists; settings in place stay as they are."""
     from chrono.sensors.config import load_pipeline_config
     from chrono.storage.buckets import create_buckets
 

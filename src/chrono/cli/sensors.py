@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -37,8 +37,11 @@ def simulate_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sensor_readings table.")
     ] = False,
 ) -> None:
-    """Write simulated readings (anomalies, invalid, duplicate, out-of-order and late rows) and
-    a ground-truth file DB.truth.json next to the database."""
+    """Write simulated sensor readings and the ground truth they were planted with.
+
+    The sensor_readings table holds anomalies and invalid, duplicate, out-of-order and late rows;
+    DB.truth.json next to the database names each of them by id. An existing table is refused
+    unless --overwrite is given."""
     from chrono.sensors.simulate import simulate
 
     with friendly_errors():
@@ -72,10 +75,12 @@ def run_command(
     ] = False,
     max_cycles: Annotated[int | None, typer.Option(
         "--max-cycles", min=1, help="Stop after this many cycles (continuous mode).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live table.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No live counters table on stderr.")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the run summary as JSON on stdout instead of a table.")] = False,
-    log_level: Annotated[str, typer.Option(help="Level of the JSON log on stderr.")] = "WARNING",
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], typer.Option(
+        case_sensitive=False, help="Level of the JSON log on stderr.")] = "WARNING",
 ) -> None:
     """Run the sensor pipeline with the active scenarios (see `chrono scenarios`)."""
     from chrono.sensors.config import load_pipeline_config
@@ -100,6 +105,8 @@ def run_command(
             summary = orchestrator.run(once=once, max_cycles=max_cycles)
         finally:
             if live is not None:
+                # The last cycle's frame predates the flush and the final status: redraw it.
+                refresh(orchestrator.summary)
                 live.stop()
     if json_out:
         out.print_json(json.dumps(summary.to_dict()))
@@ -107,8 +114,9 @@ def run_command(
     out.print(counters_table(summary))
     if dry_run:
         plan = Table(title="dry run: would write")
-        for col in ("sink", "bucket", "key", "rows"):
-            plan.add_column(col)
+        for col in ("sink", "bucket", "key"):
+            plan.add_column(col, overflow="fold")  # a plan with elided keys is no plan
+        plan.add_column("rows", justify="right")
         for p in summary.planned:
             plan.add_row(p["sink"], p["bucket_url"], p["key"], str(p["rows"]))
         out.print(plan)

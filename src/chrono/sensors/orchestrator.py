@@ -236,6 +236,7 @@ class SensorOrchestrator:
             log_event("scenarios_changed", run_id=self.run_id, count=len(scenarios))
             self.summary.scenarios = tuple(dict.fromkeys((*self.summary.scenarios, *scenarios)))
         batch, cursor = self.source.read(self.cursor, self.config.batch_size)
+        self.writer.next_batch()
         if batch.is_empty():
             return False
         first, last = int(batch[SEQ].min()), int(batch[SEQ].max())  # type: ignore[arg-type]
@@ -287,6 +288,7 @@ class SensorOrchestrator:
     def flush(self) -> None:
         """End of input (``--once``): emit open windows and close open incidents."""
         scenarios = self.active_scenarios()
+        self.writer.next_batch()
         update = flush_windows(self.windows)
         notes, incidents = flush_incidents(self.incidents, self.config.notification)
         last = int((self.cursor or {}).get("seq", 0))

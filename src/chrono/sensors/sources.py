@@ -10,7 +10,8 @@ carries ``_seq``, strictly increasing across batches and restarts (the cursor ho
 A value that does not cast to its reading dtype becomes null and keeps its text in a
 ``_raw_<field>`` column (present only when some row of the batch failed), so validation reports
 a type error rather than a missing value. Records that cannot be parsed at all become rows with
-every reading field null and ``_raw_line_error`` set to a reason code.
+every reading field null and ``_raw_line_error`` set to a reason code (``ndjson_parse``,
+``csv_parse``, ``mqtt_parse``); the batch goes on.
 
 Cursor formats:
 
@@ -18,13 +19,13 @@ Cursor formats:
   after the cursor passed their position (``id > max_id``) come first in the next batch.
 * csv / ndjson: ``{"file", "offset", "seq"}``; ``offset`` is the byte just after the last line
   consumed in ``file`` (files of a folder are read in name order).
-* mqtt: ``{"seq"}``; the broker keeps what is not yet delivered (persistent session).
+* mqtt: ``{"seq"}``; the broker keeps what was not handed out yet (persistent session), and the
+  source replays only its previous batch.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sqlite3
@@ -855,9 +856,12 @@ class FileSource:
         header = _read_through_newline(fh, skip, size)
         if header is None:
             return None
-        first = _read_through_newline(fh, skip + len(header), size)
-        if first is None:
-            return None
+        first, at = b"", skip + len(header)
+        while not first.strip():
+            line = _read_through_newline(fh, at, size)
+            if line is None:
+                return None
+            first, at = line, at + len(line)
         names = _unique_names(_csv_row(header))
         width = len(_csv_row(first))
         if width == len(names) + 1:
@@ -872,7 +876,15 @@ class FileSource:
 
 
 def _csv_row(line: bytes) -> list[str]:
-    frame = pl.read_csv(line, has_header=False, infer_schema=False, encoding="utf8-lossy")
+    """The fields of one CSV line (a header, or the first data line to count its fields)."""
+    if _blank(line):
+        return []
+    try:
+        frame = pl.read_csv(line, has_header=False, infer_schema=False, encoding="utf8-lossy",
+                            truncate_ragged_lines=True)
+    except pl.exceptions.PolarsError:
+        # Not CSV polars accepts (a stray quote): fields are still what the commas separate.
+        return line.decode("utf-8", "replace").rstrip("\r\n").split(",")
     return ["" if v is None else str(v) for v in frame.row(0)] if frame.height else []
 
 
@@ -931,10 +943,11 @@ class MqttSource:
     """Subscribes with a persistent session (fixed client id, clean session off, QoS 1).
 
     The broker queues messages for the session while the pipeline is down and delivers them on
-    the next connect. While connected, paho acknowledges each message on receipt and it waits in
-    memory for the next read: acknowledging later would leave the broker's in-flight window (20
-    by default) as the only buffer and it drops what exceeds its queue limit (1000) during a
-    burst. The price: messages received but not yet handed out are lost if the process dies.
+    the next connect. A message is acknowledged when a read hands it out, so what still waits
+    in memory at a crash or a close is delivered again on the next connect; only the batch being
+    processed at a crash is lost. Mosquitto's defaults bound what it holds for a session that
+    does not acknowledge: 20 in flight plus ``max_queued_messages`` (1000) queued, beyond which
+    it drops. Raise those in mosquitto.conf for long outages or bursts between reads.
     The previous batch is kept so a read from its starting cursor returns it again.
     """
 
@@ -959,6 +972,7 @@ class MqttSource:
             client_id=settings.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
+            manual_ack=True,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -1016,19 +1030,25 @@ class MqttSource:
         lines: list[bytes] = []
         deadline = time.monotonic() + self._settings.poll_s
         full = False
-        with self._arrived:
-            while not full:
+        while not full:
+            taken = []
+            with self._arrived:
                 while self._buffer and len(lines) < limit:
                     records = _message_lines(self._buffer[0].payload)
                     if lines and len(lines) + len(records) > limit:
                         break
-                    self._buffer.popleft()
+                    taken.append(self._buffer.popleft())
                     lines.extend(records)
                 full = len(lines) >= limit or bool(self._buffer)
                 wait = deadline - time.monotonic()
-                if full or wait <= 0:
-                    break
-                self._arrived.wait(wait)
+                if not (full or taken or wait <= 0):
+                    self._arrived.wait(wait)
+            # Acknowledged once handed out, outside the lock (paho's thread takes it to deliver);
+            # each ack lets the broker send the next message of its in-flight window.
+            for message in taken:
+                self._client.ack(message.mid, message.qos)
+            if wait <= 0:
+                break
         if not lines:
             if not self._connected.is_set():
                 raise TransientError(
@@ -1063,13 +1083,14 @@ def _message_lines(payload: bytes) -> list[bytes]:
     except ValueError:
         return [_NOT_JSON]
     items = value if isinstance(value, list) else [value]
-    return [
-        json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
-        if isinstance(item, dict) and _finite(item) else _NOT_JSON
-        for item in items
-    ]
+    return [_object_line(item) for item in items]
 
 
-def _finite(item: dict[str, Any]) -> bool:
-    """Python's json reads NaN/Infinity, which are not JSON; such an object is rejected."""
-    return all(not (isinstance(v, float) and not math.isfinite(v)) for v in item.values())
+def _object_line(item: Any) -> bytes:
+    if not isinstance(item, dict):
+        return _NOT_JSON
+    try:
+        # Python's json reads NaN and Infinity, which are not JSON: such an object is rejected.
+        return json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return _NOT_JSON
