@@ -109,9 +109,16 @@ def uci_run(request: pytest.FixtureRequest, corpus: Path,
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None,
            ) -> pl.DataFrame:
-    frame = pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
+    frame = pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None,
+         ) -> tuple[Any, ...]:
+    rows = con.sql(sql, params=params).fetchall()
+    assert len(rows) == 1
+    return tuple(rows[0])
 
 
 def _rejected(run: dict[str, Any]) -> list[str]:
@@ -121,20 +128,27 @@ def _rejected(run: dict[str, Any]) -> list[str]:
 
 def test_reference_sees_the_documented_rows(uci_run: dict[str, Any]) -> None:
     con, name = uci_run["con"], uci_run["name"]
-    total, stamps, first_index, last_index = con.execute(
-        "SELECT count(*), count(DISTINCT date), min(row_index), max(row_index) FROM uci"
-    ).fetchone()
+    total, stamps, first_index, last_index = _row(
+        con, "SELECT count(*), count(DISTINCT date), min(row_index), max(row_index) FROM uci"
+    )
     lines = uci_run["path"].read_bytes().count(b"\n")
     assert total == ROWS[name] == lines - 1
-    # Timestamps are unique within a file: they identify readings below (the source drops the
-    # row index, so every reading's id is null).
+    # Timestamps are unique within a file: they identify readings below.
     assert stamps == total
     assert last_index - first_index + 1 == total
-    out_of_order = con.execute(
+    (out_of_order,) = _row(
+        con,
         "SELECT count(*) FROM (SELECT date - lag(date) OVER (ORDER BY row_index) AS step FROM uci)"
-        " WHERE step <= INTERVAL 0 SECOND"
-    ).fetchone()[0]
+        " WHERE step <= INTERVAL 0 SECOND",
+    )
     assert out_of_order == 0
+
+
+def test_reading_ids_are_the_files_row_index(uci_run: dict[str, Any]) -> None:
+    (indexes,) = _row(uci_run["con"], "SELECT list(row_index ORDER BY row_index) FROM uci")
+    errors = uci_run["errors"]
+    ids = uci_run["valid"]["id"].to_list() + (errors["id"].to_list() if errors.width else [])
+    assert sorted(ids) == indexes
 
 
 def test_every_row_is_read_and_lands_once(uci_run: dict[str, Any]) -> None:
@@ -192,11 +206,12 @@ def test_valid_readings_keep_the_file_values(uci_run: dict[str, Any]) -> None:
 
 def test_anomalies_follow_the_spec_thresholds(uci_run: dict[str, Any]) -> None:
     rejected = _rejected(uci_run)
-    expected = uci_run["con"].execute(
+    (expected,) = _row(
+        uci_run["con"],
         "SELECT count(*) FROM uci WHERE (CO2 > ? OR Temperature < ? OR Temperature > ?)"
         " AND strftime(date, '%Y-%m-%d %H:%M:%S') NOT IN (SELECT unnest(?::VARCHAR[]))",
         [CO2_LIMIT, TEMP_LOW, TEMP_HIGH, rejected],
-    ).fetchone()[0]
+    )
     assert uci_run["first"]["counts"]["anomalies"] == expected
 
 
@@ -259,3 +274,11 @@ def test_pipeline_defaults_point_at_the_corpus(corpus: Path,
     assert config.spec is not None and (EXAMPLE / config.spec).resolve() == SPEC.resolve()
     assert config.windowing.size_s == WINDOW_S
     assert tuple(config.windowing.metrics) == METRICS
+
+
+def test_schematized_readings_carry_spec_types(uci_run: dict[str, Any]) -> None:
+    schema = uci_run["valid"].schema
+    assert {c: schema[c] for c in ("light", "co2", "humidity_ratio", "occupancy")} == {
+        "light": pl.Float64, "co2": pl.Float64, "humidity_ratio": pl.Float64,
+        "occupancy": pl.Int64,
+    }

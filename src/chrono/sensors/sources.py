@@ -66,7 +66,9 @@ _SAMPLE_LINES = 16_384
 """NDJSON batches with more lines infer their schema from this many lines spread over them."""
 _SMALL_SEGMENT = 16
 """Below this many lines a failing segment is parsed line by line instead of halved again."""
-_UCI_INDEX = "__row_index"
+_UCI_INDEX = "row_index"
+"""Name given to an unnamed leading column (rows one field wider than the header); map it with
+``source.columns`` (e.g. ``row_index: id``) to keep the file's own record numbers."""
 
 
 class MqttSettings(StrictModel):
@@ -840,8 +842,6 @@ class FileSource:
             return empty, end, drained
         if layout is not None:
             frame = _parse_lines(data, _csv_parser(layout.schema), CSV_PARSE)
-            if _UCI_INDEX in frame.columns:
-                frame = frame.drop(_UCI_INDEX)
         else:
             frame = _parse_lines(data, self._parse_ndjson, NDJSON_PARSE)
         return frame, end, drained

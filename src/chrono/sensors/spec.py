@@ -49,7 +49,7 @@ from pydantic import (
 from chrono.core.config import StrictModel
 from chrono.core.errors import ConfigError, bounded
 from chrono.core.logging import log_event
-from chrono.sensors.model import ANOMALOUS, EVENT_TIME
+from chrono.sensors.model import ANOMALOUS, EVENT_TIME, READING_SCHEMA
 
 DEFAULT_SPEC_PATH: Path = Path(__file__).parent / "specs" / "sensor_validation_spec_v2.yaml"
 """The packaged default spec."""
@@ -670,6 +670,7 @@ class _Value:
 def _compile(spec: ValidationSpec, schema: pl.Schema) -> _Plan:
     datetimes: list[tuple[str, str]] = []
     typed: list[pl.Expr] = []
+    retyped: list[pl.Expr] = []
     values: dict[str, _Value] = {}
     for name, fspec in spec.fields.items():
         temp = f"{_TEMP}v_{name}"
@@ -690,6 +691,10 @@ def _compile(spec: ValidationSpec, schema: pl.Schema) -> _Plan:
         elif dtype is not None and fspec.type != "string":
             typed.append(_typed_value(fspec.type, source, dtype).alias(temp))
             value = pl.col(temp)
+            if name not in READING_SCHEMA and dtype != _POLARS_TYPES.get(fspec.type):
+                # Extra fields (outside the reading columns sources conform) reach valid
+                # records with the spec's type, not as the text a CSV gave.
+                retyped.append(pl.col(temp).alias(name))
         elif dtype is not None and dtype != pl.String:
             typed.append(source.cast(pl.String(), strict=False).alias(temp))
             value = pl.col(temp)
@@ -707,7 +712,7 @@ def _compile(spec: ValidationSpec, schema: pl.Schema) -> _Plan:
               for check in _field_checks(name, fspec, values[name])]
     for rule in spec.rules:
         checks.extend(_rule_checks(rule, spec, values))
-    return _Plan.build(datetimes, typed, checks, _outputs(spec, values))
+    return _Plan.build(datetimes, typed, checks, (*_outputs(spec, values), *retyped))
 
 
 def _field_rule_ids(name: str, spec: FieldSpec) -> list[str]:
