@@ -27,7 +27,8 @@ def create_command(
     """Create every bucket named in pipeline.yaml; safe to repeat.
 
     Local buckets become folders; s3:// buckets are created with versioning, default encryption
-    and lifecycle rules. A bucket already there shows as exists; settings in place stay as they are."""
+    and lifecycle rules. A bucket already there shows as exists; settings already in place are
+    left as they are."""
     from chrono.sensors.config import load_pipeline_config
     from chrono.storage.buckets import create_buckets
 

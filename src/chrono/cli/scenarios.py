@@ -39,7 +39,8 @@ def get_command(config: ConfigOption = None) -> None:
 @app.command("set")
 def set_command(
     names: Annotated[list[str], typer.Argument(
-        metavar="SCENARIO", help="Scenarios to activate: raw schematized lineage multi_destination notification.")],
+        metavar="SCENARIO",
+        help="Scenarios to activate: raw schematized lineage multi_destination notification.")],
     by: Annotated[str, typer.Option("--by", help="Who is making the change (recorded).")],
     config: ConfigOption = None,
 ) -> None:

@@ -121,8 +121,18 @@ class SensorPipelineConfig(StrictModel):
         return BucketSpec(url=str(self.data_path / name))
 
     def all_buckets(self) -> dict[str, BucketSpec]:
+        """Every bucket the pipeline writes to, as ``chrono buckets create`` makes them: the five
+        of the seed, further named ones, and route destinations given as a URL (under the route's
+        name, or ``route:<name>`` where that name is a bucket's)."""
         names = list(dict.fromkeys([*BUCKET_NAMES, *self.buckets]))
-        return {name: self.bucket_spec(name) for name in names}
+        specs = {name: self.bucket_spec(name) for name in names}
+        urls = {spec.url for spec in specs.values()}
+        for route in self.routes:
+            spec = self.route_bucket(route)
+            if spec.url not in urls:
+                specs[route.name if route.name not in specs else f"route:{route.name}"] = spec
+                urls.add(spec.url)
+        return specs
 
     def route_bucket(self, route: RouteConfig) -> BucketSpec:
         if route.bucket in self.buckets or route.bucket in BUCKET_NAMES:

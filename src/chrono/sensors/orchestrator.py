@@ -14,9 +14,10 @@ One cycle:
 
 Outputs are written under keys derived from the batch's source position, and the checkpoint is
 committed last, so a run killed anywhere resumes at the last whole batch and writes the same
-files again. With ``--once`` the run stops when the source is drained and flushes open windows
-and incidents; without it, it polls every ``interval_s`` and picks up scenario changes between
-cycles. ``dry_run`` computes everything and writes nothing.
+files again (it first removes the temp files of writes the kill cut short). With ``--once`` the
+run stops when the source is drained and flushes open windows and incidents; without it, it
+polls every ``interval_s`` and picks up scenario changes between cycles. ``dry_run`` computes
+everything and writes nothing.
 """
 
 from __future__ import annotations
@@ -155,6 +156,16 @@ class SensorOrchestrator:
     def named_bucket(self, name: str) -> Bucket:
         return self.bucket(self.config.bucket_spec(name).url)
 
+    def _clean_temp(self) -> None:
+        """Remove the temp files of writes a killed run left half done (their data is written
+        again under the same keys when the uncommitted batch is replayed)."""
+        urls = [spec.url for spec in self.config.all_buckets().values()]
+        urls += [self.config.route_bucket(route).url for route in self.config.routes]
+        removed = sum(self.bucket(url).clean_temp() for url in dict.fromkeys(urls))
+        removed += LocalBucket(self.config.state_dir / "runs").clean_temp()
+        if removed:
+            log_event("temp_files_removed", run_id=self.run_id, files_count=removed)
+
     def _sinks(self) -> list[Any]:
         sinks: list[Any] = [LocalQueueSink(self.config.queue_file)]
         cfg = self.config.notification
@@ -165,6 +176,8 @@ class SensorOrchestrator:
     # ----------------------------------------------------------------- the run
     def run(self, *, once: bool = True, max_cycles: int | None = None) -> RunSummary:
         """Cycle until the source is drained (``once``) or forever / ``max_cycles`` times."""
+        if not self.dry_run:
+            self._clean_temp()
         scenarios = self.active_scenarios()
         self.summary.scenarios = scenarios
         store = None if self.dry_run else self._scenario_store()
@@ -195,6 +208,8 @@ class SensorOrchestrator:
                 type(exc).__name__)
             self._finish(store, lineage_on, inputs)
             raise
+        finally:
+            self.source.close()
         self.summary.status = "dry_run" if self.dry_run else "ok"
         self._finish(store, lineage_on, inputs)
         return self.summary

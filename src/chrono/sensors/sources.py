@@ -481,6 +481,7 @@ class SqliteSource:
         import adbc_driver_sqlite.dbapi as adbc
 
         self.name = source_name(config)
+        self._closed = False
         self._config = config
         self._path = path
         uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
@@ -706,6 +707,9 @@ class SqliteSource:
         return frame
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._conn.close()
         self._meta.close()
 
@@ -955,6 +959,7 @@ class MqttSource:
         import paho.mqtt.client as mqtt
 
         self.name = source_name(config)
+        self._closed = False
         self.parse_errors = 0
         """Messages (or list items) that were not JSON objects, since this source was opened."""
         self._config = config
@@ -1065,6 +1070,9 @@ class MqttSource:
         return batch, {"seq": seq + batch.height}
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._client.disconnect()
         self._client.loop_stop()
 
