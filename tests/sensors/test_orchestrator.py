@@ -211,3 +211,23 @@ def test_failing_sink_is_reported_and_batch_not_committed(
     assert orchestrator.writer.sinks["lake"].failures == 1
     assert orchestrator.writer.sinks["archival"].files >= 1
     assert not (cfg.state_dir / "checkpoints.db").exists()  # nothing committed: retried later
+
+
+def test_scenario_change_is_picked_up_between_cycles(
+    simulated: tuple[Path, dict[str, Any]], tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path, simulated[0], batch_size=500)
+    store = ScenarioStore(cfg.scenario_store_path)
+    store.set(["raw"], by="night-shift")
+    orchestrator = SensorOrchestrator(cfg)
+    assert orchestrator.cycle()
+    assert not (cfg.data_path / "schematized").exists()
+    store.set(["raw", "schematized"], by="day-shift")  # as `chrono scenarios set` would
+    assert orchestrator.cycle()
+    valid = stream(cfg, "schematized", "schematized")
+    first_batch = pl.concat(pl.read_parquet(p) for p in (cfg.data_path / "raw").rglob(
+        "part-000000000000-000000000499.parquet"))
+    assert 0 < valid.height <= 500
+    assert set(valid["id"]).isdisjoint(first_batch["id"])  # only the second batch
+    assert len(stream(cfg, "raw", "raw")) == 1000
+    orchestrator.source.close()

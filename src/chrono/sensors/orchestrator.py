@@ -260,9 +260,10 @@ class SensorOrchestrator:
         self._count("processed", batch.height)
         lineage = self._lineage() if "lineage" in scenarios else None
 
+        # One view object for every route of the raw stream: the writer partitions it once.
+        raw = _raw_view(batch)
         if "raw" in scenarios:
-            self.writer.write_stream("raw", self.named_bucket("raw"), "raw", _raw_view(batch),
-                                     part)
+            self.writer.write_stream("raw", self.named_bucket("raw"), "raw", raw, part)
 
         result = validate(batch, self.spec)
         valid, invalid = result.valid, result.invalid
@@ -280,7 +281,7 @@ class SensorOrchestrator:
         self._count("windows", windows.height)
         self._count("late", late.height)
 
-        streams = {"raw": _raw_view(batch), "schematized": valid, "errors": errors,
+        streams = {"raw": raw, "schematized": valid, "errors": errors,
                    "windows": windows, "late": late}
         if "schematized" in scenarios:
             self.writer.write_stream("schematized", self.named_bucket("schematized"),

@@ -32,32 +32,52 @@ DATE_COLUMN = "_date"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}"
 
 
+def _date_key(frame: pl.DataFrame, stream: str) -> pl.Expr:
+    """The partition of each record, as a Date where it comes from a parsed time (text is only
+    made once per partition: formatting every row was a large share of a write), else text."""
+    if stream == "windows":
+        return pl.col("window_start").dt.date()
+    if EVENT_TIME in frame.columns:
+        return pl.col(EVENT_TIME).dt.date()
+    if "timestamp" in frame.columns:
+        # The pattern spans exactly the first 10 characters, so it is tested on the few distinct
+        # prefixes rather than on every row.
+        prefix = frame.select(pl.col("timestamp").cast(pl.String).str.slice(0, 10)).to_series()
+        distinct = prefix.unique()
+        dates = distinct.filter(distinct.str.contains(_ISO_DATE))
+        if dates.len() == distinct.len():
+            return pl.lit(prefix)
+        return pl.when(pl.lit(prefix).is_in(dates.implode())).then(pl.lit(prefix)).otherwise(
+            pl.lit("unknown"))
+    return pl.lit("unknown")
+
+
+def _date_text(key: pl.Series) -> str:
+    """``YYYY-MM-DD`` (polars' own Date text, as a per-row cast gives) or ``unknown``."""
+    value = key.cast(pl.String)[0]
+    return "unknown" if value is None else str(value)
+
+
 def with_event_date(frame: pl.DataFrame, stream: str) -> pl.DataFrame:
     """Add ``_date`` (``YYYY-MM-DD`` or ``unknown``), the partition of each record.
 
     Valid readings use their UTC event time, windows their start; raw and invalid readings the
     date written in their own timestamp (it may not parse), else ``unknown``.
     """
-    if stream == "windows":
-        expr = pl.col("window_start").dt.date().cast(pl.String)
-    elif EVENT_TIME in frame.columns:
-        expr = pl.col(EVENT_TIME).dt.date().cast(pl.String)
-    elif "timestamp" in frame.columns:
-        ts = pl.col("timestamp").cast(pl.String)
-        expr = pl.when(ts.str.contains(_ISO_DATE)).then(ts.str.slice(0, 10)).otherwise(
-            pl.lit("unknown"))
-    else:
-        expr = pl.lit("unknown")
-    return frame.with_columns(expr.fill_null("unknown").alias(DATE_COLUMN))
+    key = _date_key(frame, stream)
+    return frame.with_columns(key.cast(pl.String).fill_null("unknown").alias(DATE_COLUMN))
 
 
-def split_by_date(dated: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    """``(date, rows)`` per partition, in first-seen order; one partition costs no copy."""
-    dates = dated[DATE_COLUMN].unique(maintain_order=True)
-    if dates.len() == 1:
-        return [(str(dates[0]), dated)]
-    return [(str(part[DATE_COLUMN][0]), part)
-            for part in dated.partition_by(DATE_COLUMN, maintain_order=True)]
+def split_by_date(frame: pl.DataFrame, stream: str) -> list[tuple[str, pl.DataFrame]]:
+    """``(date, rows)`` per partition (the :func:`with_event_date` dates, without ``_date``), in
+    first-seen order; one partition costs no copy."""
+    keyed = frame.with_columns(_date_key(frame, stream).alias(DATE_COLUMN))
+    keys = keyed[DATE_COLUMN].unique(maintain_order=True)
+    if keys.len() == 1:
+        return [(_date_text(keys), frame)]
+    # Distinct dates have distinct texts, so grouping on the key groups as on the text would.
+    return [(_date_text(part[DATE_COLUMN]), part.drop(DATE_COLUMN))
+            for part in keyed.partition_by(DATE_COLUMN, maintain_order=True)]
 
 
 def encode(frame: pl.DataFrame, output_format: str) -> bytes:
@@ -101,6 +121,8 @@ class Writer:
     sinks: dict[str, SinkReport] = field(default_factory=dict)
     planned: list[PlannedWrite] = field(default_factory=list)
     _cache: dict[tuple[int, str], tuple[pl.DataFrame, bytes]] = field(default_factory=dict)
+    _splits: dict[tuple[int, str], tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]] = field(
+        default_factory=dict)
 
     def report(self, sink: str) -> SinkReport:
         return self.sinks.setdefault(sink, SinkReport(sink))
@@ -112,13 +134,11 @@ class Writer:
         """Write ``frame`` as one file per event date; returns the number of files."""
         if frame.is_empty():
             return 0
-        dated = with_event_date(frame, stream)
         base = (prefix or STREAM_PREFIX[stream]).strip("/")
         ext = "parquet" if self.output_format == "parquet" else "jsonl"
         written = 0
-        for date, date_frame in split_by_date(dated):
+        for date, body in self._split(frame, stream):
             key = f"{base}/date={date}/part-{part}.{ext}"
-            body = public_columns(date_frame)
             if self.dry_run:
                 self.planned.append(PlannedWrite(sink, bucket.url, key, body.height))
             else:
@@ -128,6 +148,17 @@ class Writer:
             report.rows += body.height
             written += 1
         return written
+
+    def _split(self, frame: pl.DataFrame, stream: str) -> list[tuple[str, pl.DataFrame]]:
+        """Public rows per date, computed once per frame and stream: a stream sent to several
+        buckets is partitioned once."""
+        cache_key = (id(frame), stream)
+        cached = self._splits.get(cache_key)
+        if cached is not None and cached[0] is frame:
+            return cached[1]
+        parts = [(date, public_columns(rows)) for date, rows in split_by_date(frame, stream)]
+        self._splits[cache_key] = (frame, parts)
+        return parts
 
     def _encoded(self, source: pl.DataFrame, date: str, body: pl.DataFrame) -> bytes:
         """Encode once per frame and date: routes that send one stream to several buckets
@@ -141,8 +172,9 @@ class Writer:
         return data
 
     def next_batch(self) -> None:
-        """Forget the previous batch's encoded files."""
+        """Forget the previous batch's partitions and encoded files."""
         self._cache.clear()
+        self._splits.clear()
 
     def _put(self, sink: str, bucket: Bucket, key: str, data: bytes) -> None:
         report = self.report(sink)
