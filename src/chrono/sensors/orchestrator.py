@@ -36,7 +36,7 @@ from chrono.core.errors import ChronoError, ConfigError
 from chrono.core.logging import log_event
 from chrono.sensors.config import SensorPipelineConfig
 from chrono.sensors.lineage import DatasetRef, OpenLineageEmitter, add_lineage, lineage_info
-from chrono.sensors.model import ANOMALOUS, SEQ
+from chrono.sensors.model import SEQ
 from chrono.sensors.notify import (
     IncidentState,
     LocalQueueSink,
@@ -44,19 +44,17 @@ from chrono.sensors.notify import (
     NotificationLedger,
     SqsSink,
     deliver,
-    detect_incidents,
     flush_incidents,
 )
 from chrono.sensors.outputs import Writer
+from chrono.sensors.pipeline import Cycle, cycle_steps
 from chrono.sensors.scenarios import SCENARIOS, ScenarioStore
 from chrono.sensors.sources import Source, open_source
-from chrono.sensors.spec import ValidationSpec, load_spec, validate
+from chrono.sensors.spec import ValidationSpec, load_spec
 from chrono.sensors.state import CheckpointStore
-from chrono.sensors.windows import WindowState, flush_windows, update_windows
+from chrono.sensors.windows import WindowState, flush_windows
 from chrono.storage.buckets import Bucket, open_bucket
 from chrono.storage.local import LocalBucket
-
-DUPLICATE_RULE = "duplicate_reading"
 
 COUNTER_NAMES: tuple[str, ...] = (
     "batches", "processed", "valid", "invalid", "duplicates", "windows", "late", "anomalies",
@@ -79,6 +77,8 @@ class RunSummary:
     planned: list[dict[str, Any]] = field(default_factory=list)
     would_notify: list[str] = field(default_factory=list)
     error_code: str | None = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each step of the cycle (``read`` included), summed over the run."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +86,7 @@ class RunSummary:
             "finished_at": self.finished_at, "status": self.status,
             "scenarios": list(self.scenarios), "counts": self.counts, "sinks": self.sinks,
             "planned": self.planned, "would_notify": self.would_notify,
-            "error_code": self.error_code,
+            "error_code": self.error_code, "step_seconds": self.step_seconds,
         }
 
 
@@ -245,61 +245,29 @@ class SensorOrchestrator:
 
     # ----------------------------------------------------------------- one cycle
     def cycle(self) -> bool:
-        """Process one batch; False when the source had nothing new."""
+        """Process one batch through the cycle's steps; False when the source had nothing new."""
         scenarios = self.active_scenarios()
         if scenarios != self.summary.scenarios:
             log_event("scenarios_changed", run_id=self.run_id, count=len(scenarios))
             self.summary.scenarios = tuple(dict.fromkeys((*self.summary.scenarios, *scenarios)))
+        started = time.perf_counter()
         batch, cursor = self.source.read(self.cursor, self.config.batch_size)
+        self._time("read", time.perf_counter() - started)
         self.writer.next_batch()
         if batch.is_empty():
             return False
         first, last = int(batch[SEQ].min()), int(batch[SEQ].max())  # type: ignore[arg-type]
-        part = f"{first:012d}-{last:012d}"
-        self._count("batches", 1)
-        self._count("processed", batch.height)
-        lineage = self._lineage() if "lineage" in scenarios else None
-
-        # One view object for every route of the raw stream: the writer partitions it once.
-        raw = _raw_view(batch)
-        if "raw" in scenarios:
-            self.writer.write_stream("raw", self.named_bucket("raw"), "raw", raw, part)
-
-        result = validate(batch, self.spec)
-        valid, invalid = result.valid, result.invalid
-        update = update_windows(self.windows, valid)
-        if not update.duplicates.is_empty():
-            valid = valid.join(update.duplicates.select(SEQ), on=SEQ, how="anti")
-        errors = _with_duplicates(invalid, update.duplicates, self.spec.version)
-        windows, late = update.windows, update.late
-        if lineage is not None:
-            valid, errors = add_lineage(valid, lineage), add_lineage(errors, lineage)
-            windows, late = add_lineage(windows, lineage), add_lineage(late, lineage)
-        self._count("valid", valid.height)
-        self._count("invalid", errors.height)
-        self._count("duplicates", update.duplicates.height)
-        self._count("windows", windows.height)
-        self._count("late", late.height)
-
-        streams = {"raw": raw, "schematized": valid, "errors": errors,
-                   "windows": windows, "late": late}
-        if "schematized" in scenarios:
-            self.writer.write_stream("schematized", self.named_bucket("schematized"),
-                                     "schematized", valid, part)
-            self.writer.write_stream("error", self.named_bucket("error"), "errors", errors, part)
-        if "multi_destination" in scenarios:
-            self._route(streams, part)
-
-        anomalous = valid.filter(pl.col(ANOMALOUS))
-        self._count("anomalies", anomalous.height)
-        notes, incidents = detect_incidents(self.incidents, anomalous, update.state.watermark,
-                                            self.config.notification)
-        self._notify(notes, "notification" in scenarios)
-
-        self.windows, self.incidents, self.cursor = update.state, incidents, cursor
-        self.batches += 1
-        self._commit()
+        cycle = Cycle(self, scenarios, batch, cursor, f"{first:012d}-{last:012d}",
+                      self._lineage() if "lineage" in scenarios else None)
+        for record in cycle_steps.run(cycle):
+            self._time(record.name, record.seconds)
+            for name, value in record.counts.items():
+                self._count(name, value)
         return True
+
+    def _time(self, step: str, seconds: float) -> None:
+        steps = self.summary.step_seconds
+        steps[step] = round(steps.get(step, 0.0) + seconds, 3)
 
     def flush(self) -> None:
         """End of input (``--once``): emit open windows and close open incidents."""
@@ -314,12 +282,12 @@ class SensorOrchestrator:
             windows = add_lineage(windows, self._lineage())
         self._count("windows", windows.height)
         if "multi_destination" in scenarios:
-            self._route({"windows": windows}, part)
-        self._notify(notes, "notification" in scenarios)
+            self.route({"windows": windows}, part)
+        self.notify(notes, "notification" in scenarios)
         self.windows, self.incidents = update.state, incidents
-        self._commit()
+        self.commit()
 
-    def _route(self, streams: dict[str, pl.DataFrame], part: str) -> None:
+    def route(self, streams: dict[str, pl.DataFrame], part: str) -> None:
         for route in self.config.routes:
             frame = streams.get(route.stream)
             if frame is None:
@@ -327,7 +295,7 @@ class SensorOrchestrator:
             bucket = self.bucket(self.config.route_bucket(route).url)
             self.writer.write_stream(route.name, bucket, route.stream, frame, part, route.prefix)
 
-    def _notify(self, notes: list[Notification], enabled: bool) -> None:
+    def notify(self, notes: list[Notification], enabled: bool) -> None:
         if not notes or not enabled:
             return
         path = self.config.state_dir / "notifications.db"
@@ -353,30 +321,9 @@ class SensorOrchestrator:
             config_fingerprint=self.fingerprint, spec_version=self.spec.version,
         )
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
         if self.dry_run:
             return
         self.checkpoints.commit(self.source_name, self.cursor or {}, self.windows.to_bytes(),
                                 self.incidents.to_bytes(), self.batches, self.fingerprint)
 
-
-def _raw_view(batch: pl.DataFrame) -> pl.DataFrame:
-    """The batch as received: reading columns, plus the original text of values that did not
-    parse (``_raw_x`` kept as ``raw_x``)."""
-    raw_cols = [c for c in batch.columns if c.startswith("_raw_")]
-    return batch.rename({c: c[1:] for c in raw_cols})
-
-
-def _with_duplicates(invalid: pl.DataFrame, duplicates: pl.DataFrame,
-                     spec_version: str) -> pl.DataFrame:
-    """Invalid readings plus duplicates, each duplicate with the ``duplicate_reading`` rule."""
-    if duplicates.is_empty():
-        return invalid
-    error = pl.struct(
-        pl.lit(DUPLICATE_RULE).alias("rule_id"), pl.lit("timestamp").alias("field"),
-        pl.lit("same sensor_id and timestamp as an earlier reading").alias("message"),
-    )
-    dups = duplicates.with_columns(
-        pl.concat_list(error).alias("errors"), pl.lit(spec_version).alias("spec_version"),
-    )
-    return pl.concat([invalid, dups], how="diagonal_relaxed")
