@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
+# make demo starts from an empty $(DEMO) folder each time (it is generated, and git-ignored)
 PYTEST_ARGS ?=
 
 .PHONY: install demo test lint bench clean
@@ -17,12 +18,12 @@ $(BIN)/chrono: pyproject.toml
 install: $(BIN)/chrono  ## system packages, virtualenv, Chrono and its test tools
 
 demo: install  ## both pipelines on generated samples: an evidence production and sensor readings
+	rm -rf $(DEMO)
 	$(BIN)/chrono sample evidence $(DEMO) --size small
 	$(BIN)/chrono run $(DEMO)/production $(DEMO)/artifacts --password-file $(DEMO)/passwords.txt
 	$(BIN)/chrono export events --db sqlite:///$(DEMO)/artifacts/chrono.db --out $(DEMO)/events.jsonl
 	@echo "events: $$(wc -l < $(DEMO)/events.jsonl) in $(DEMO)/events.jsonl; report: $(DEMO)/artifacts/report.html"
-	rm -rf $(DEMO)/chrono-data
-	$(BIN)/chrono sensors simulate --db $(DEMO)/sensor_data.db --overwrite
+	$(BIN)/chrono sensors simulate --db $(DEMO)/sensor_data.db
 	cd $(DEMO) && CHRONO_DATA=chrono-data $(abspath $(BIN))/chrono sensors run --once --quiet
 	@echo "sensor buckets: $(DEMO)/chrono-data/; notifications: $(DEMO)/chrono-data/notifications.jsonl"
 

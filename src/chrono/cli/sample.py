@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
+from chrono.cli.errors import friendly_errors
+
 app = typer.Typer(help="Generate synthetic sample data with ground truth.", no_args_is_help=True)
 
 
@@ -27,5 +29,6 @@ def sample_evidence(
     if size not in ("small", "medium"):
         raise typer.BadParameter("size must be small or medium", param_hint="--size")
     chosen: Literal["small", "medium"] = "small" if size == "small" else "medium"
-    summary = generate_production(out_dir, size=chosen, seed=seed)
+    with friendly_errors():
+        summary = generate_production(out_dir, size=chosen, seed=seed)
     Console(stderr=True).print(f"[bold green]wrote[/] {summary}")

@@ -33,6 +33,7 @@ import pytest
 import pyzipper
 from PIL import Image
 
+from chrono.core.errors import ConfigError
 from chrono.evidence.sample import generate_production, plan_production
 from chrono.evidence.sample.scans import PAGE_SIZE, ScanPage, layout, render
 
@@ -72,7 +73,7 @@ def test_other_seed_gives_other_output(small, tmp_path):
 
 def test_refuses_a_non_empty_production_folder(small):
     out, _ = small
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ConfigError, match="not empty"):
         generate_production(out, size="small", seed=7)
 
 

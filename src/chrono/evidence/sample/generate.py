@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from chrono.core.errors import ConfigError
 from chrono.evidence.sample.plan import PlannedFile, ProductionPlan, plan_production
 
 Progress = Callable[[int, int], None]
@@ -59,7 +60,8 @@ def generate_production(
     out_dir = Path(out_dir)
     production = out_dir / "production"
     if production.exists() and any(production.iterdir()):
-        raise FileExistsError(f"{production} is not empty; choose an empty output folder")
+        raise ConfigError("sample_dir_not_empty",
+                          f"{production} is not empty; choose an empty output folder")
     plan = plan_production(size, seed)
     total_bytes = 0
     for done, (planned, data) in enumerate(_build_all(plan.files), start=1):
