@@ -192,6 +192,21 @@ def format_validation_error(path: str, err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; a missing file, bad YAML or a top level that
+    is not a mapping stops with the file and the fix."""
+    if not path.is_file():
+        raise ConfigError("config_missing", f"{path}: file not found; pass an existing --config")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        reason = type(exc).__name__
+        raise ConfigError("config_yaml", f"{path}: not valid YAML ({reason})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("config_yaml", f"{path}: top level must be a mapping of keys")
+    return raw
+
+
 def load_config(path: str | Path | None = None) -> ChronoConfig:
     """Load ``path`` (or ``$CHRONO_CONFIG``, or ``./chrono.yaml`` if present) over the defaults."""
     candidate = path or os.environ.get("CHRONO_CONFIG")
@@ -200,14 +215,7 @@ def load_config(path: str | Path | None = None) -> ChronoConfig:
     if candidate is None:
         return ChronoConfig()
     p = Path(candidate)
-    if not p.is_file():
-        raise ConfigError("config_missing", f"{p}: file not found; pass an existing --config")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("config_yaml", f"{p}: not valid YAML ({type(exc).__name__})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError("config_yaml", f"{p}: top level must be a mapping of keys")
+    raw = read_yaml_mapping(p)
     try:
         return ChronoConfig.model_validate(expand_vars(raw))
     except ValidationError as exc:

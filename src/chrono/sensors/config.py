@@ -17,7 +17,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from chrono.core.config import StrictModel, expand_vars, format_validation_error
+from chrono.core.config import (
+    StrictModel,
+    expand_vars,
+    format_validation_error,
+    read_yaml_mapping,
+)
 from chrono.core.errors import ConfigError
 from chrono.sensors.bacalhau import BacalhauConfig
 from chrono.sensors.lineage import LineageConfig
@@ -185,17 +190,8 @@ def load_pipeline_config(path: str | Path | None = None) -> SensorPipelineConfig
     raw: Any = {}
     label = "<defaults>"
     if candidate is not None:
-        p = Path(candidate)
-        label = str(p)
-        if not p.is_file():
-            raise ConfigError("config_missing", f"{p}: file not found; pass an existing --config")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            reason = type(exc).__name__
-            raise ConfigError("config_yaml", f"{p}: not valid YAML ({reason})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError("config_yaml", f"{p}: top level must be a mapping of keys")
+        label = str(candidate)
+        raw = read_yaml_mapping(Path(candidate))
     try:
         return SensorPipelineConfig.model_validate(expand_vars(raw))
     except ValidationError as exc:
