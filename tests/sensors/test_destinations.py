@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from chrono.sensors.outputs import latest_windows, read_stream
 from chrono.sensors.simulate import DEFAULT_START, simulate
 from chrono.sensors.sources import MqttSettings, SourceConfig
 from chrono.storage.buckets import create_buckets, open_bucket
+from tests.sensors.mqtt_broker import broker_settings, forget_session
 
 KEY = re.compile(
     r"^(readings|errors|windows|late)/date=(\d{4}-\d{2}-\d{2}|unknown)/"
@@ -397,27 +395,11 @@ def test_openlineage_http_endpoint_receives_the_run_events(
 # ------------------------------------------------------------------------------------ MQTT
 @pytest.fixture
 def broker() -> Iterator[MqttSettings]:
-    """A unique topic and client id on the local Mosquitto; unreachable fails under CI=true.
-
-    The persistent session the orchestrator leaves on the broker is dropped afterwards.
-    """
-    try:
-        socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Mosquitto is not reachable on 127.0.0.1:1883 (CI must start it)")
-        pytest.skip("Mosquitto not reachable on 127.0.0.1:1883")
-    tag = uuid.uuid4().hex[:10]
-    settings = MqttSettings(topic=f"chrono-test/{tag}/#", client_id=f"chrono-dst-{tag}",
-                            poll_s=1.0)
+    """A unique topic and client id on the local Mosquitto; the persistent session the
+    orchestrator leaves on the broker is dropped afterwards."""
+    settings = broker_settings("chrono-dst", poll_s=1.0)
     yield settings
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=settings.client_id, clean_session=True)
-    client.connect(settings.host, settings.port)
-    client.loop_start()
-    time.sleep(0.2)
-    client.loop_stop()
-    client.disconnect()
+    forget_session(settings)
 
 
 def publish_readings(topic: str, rows: list[dict[str, Any]]) -> None:

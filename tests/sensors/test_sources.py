@@ -33,6 +33,7 @@ from chrono.sensors.sources import (
     SourceConfig,
     open_source,
 )
+from tests.sensors.mqtt_broker import broker_settings, forget_session
 
 SQL_TYPES = {pl.Int64(): "INTEGER", pl.Float64(): "REAL", pl.String(): "TEXT"}
 READING_COLUMNS = [c for c in READING_SCHEMA if c != "id"]
@@ -499,23 +500,9 @@ def test_file_source_missing_path_is_a_config_error(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- mqtt
-def broker_reachable(host: str = "127.0.0.1", port: int = 1883) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def broker() -> MqttSettings:
-    """A unique topic and client id on the local Mosquitto; unreachable fails under CI=true."""
-    if not broker_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Mosquitto is not reachable on 127.0.0.1:1883 (CI must start it)")
-        pytest.skip("Mosquitto not reachable on 127.0.0.1:1883")
-    tag = uuid.uuid4().hex[:10]
-    return MqttSettings(topic=f"chrono-test/{tag}/#", client_id=f"chrono-test-{tag}", poll_s=0.5)
+    return broker_settings("chrono-test", poll_s=0.5)
 
 
 @pytest.fixture
@@ -544,17 +531,6 @@ def read_rows(source: Source, cursor: dict[str, Any] | None, want: int,
         batch, cursor = source.read(cursor, 100)
         frames.append(batch)
     return pl.concat([f for f in frames if f.height], how="diagonal_relaxed"), cursor
-
-
-def forget_session(settings: MqttSettings) -> None:
-    """Drop the persistent session the test left on the broker."""
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=settings.client_id, clean_session=True)
-    client.connect(settings.host, settings.port)
-    client.loop_start()
-    time.sleep(0.2)
-    client.loop_stop()
-    client.disconnect()
 
 
 def test_mqtt_delivers_and_keeps_messages_while_closed(broker: MqttSettings,

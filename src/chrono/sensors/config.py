@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
 from chrono.core.config import (
@@ -34,11 +33,6 @@ from chrono.storage.buckets import BucketSpec
 
 BUCKET_NAMES: tuple[str, ...] = ("raw", "schematized", "error", "archival", "aggregated")
 """The five buckets of the seed; routes may name further destinations."""
-
-STREAMS: tuple[str, ...] = ("raw", "schematized", "errors", "windows", "late")
-"""What a route can send: readings as received, valid readings, invalid readings, window
-versions, readings too late for their window."""
-
 
 class ScenariosConfig(StrictModel):
     """Which scenarios run when nobody has set any with ``chrono scenarios set``."""
@@ -197,9 +191,3 @@ def load_pipeline_config(path: str | Path | None = None) -> SensorPipelineConfig
     except ValidationError as exc:
         raise ConfigError("config_invalid", format_validation_error(label, exc)) from None
 
-
-def example_config() -> str:
-    """A commented ``pipeline.yaml`` with every section at its default (for ``--help`` docs)."""
-    cfg = SensorPipelineConfig()
-    body = cfg.model_dump(mode="json", exclude={"buckets"})
-    return yaml.safe_dump(body, sort_keys=False)
