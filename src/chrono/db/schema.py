@@ -112,6 +112,77 @@ participants = Table(
     Index("ix_participants_identifier", "identifier_id"),
 )
 
+# --- Identity: the dedupe, persons, devices and mapping steps (derived tables) ---------------
+# persons, person_identifiers, devices, device_changes and person_devices are recomputed by their
+# steps and replaced in one transaction, so a re-run leaves the same rows. Manual decisions live
+# in ``corrections`` (append-only) and are stated in identifier ids, so they survive re-clustering.
+
+persons = Table(
+    "persons", metadata,
+    Column("person_id", String(36), primary_key=True),
+    Column("name", Text),
+    Column("identifier_count", Integer, nullable=False),
+    Column("origin", String(16), nullable=False),
+    # auto | manual (a manual merge or unmerge shaped this person)
+)
+
+person_identifiers = Table(
+    "person_identifiers", metadata,
+    Column("identifier_id", String(36), ForeignKey("identifiers.identifier_id"),
+           primary_key=True),
+    Column("person_id", String(36), ForeignKey("persons.person_id"), nullable=False),
+    Column("method", String(24), nullable=False),
+    # shared_identifier | header_pair | contact | owner | name_match | email_variant | manual | seed
+    Column("score", Float, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    # {"events": [event_id, ...] (at most 20), "files": [file_id, ...], "count": n}
+    Index("ix_person_identifiers_person", "person_id"),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("device_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # phone | email | handle | imei
+    Column("value", Text, nullable=False),  # cleaned value: E.164, lower-case address, ...
+    Column("identifier_count", Integer, nullable=False),
+    Column("merged_into", String(36)),  # set by a manual device merge
+    Index("ix_devices_kind_value", "kind", "value"),
+)
+
+device_changes = Table(
+    "device_changes", metadata,
+    Column("identifier_id", String(36), ForeignKey("identifiers.identifier_id"),
+           primary_key=True),
+    Column("device_id", String(36)),  # NULL when the identifier was dropped
+    Column("action", String(16), nullable=False),  # kept | normalized | merged | dropped
+    Column("reason", String(48), nullable=False),
+    Index("ix_device_changes_device", "device_id"),
+)
+
+person_devices = Table(
+    "person_devices", metadata,
+    Column("person_id", String(36), primary_key=True),
+    Column("device_id", String(36), primary_key=True),
+    Column("confidence", Float, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    # [{"kind": custodian|caller_id|contact|signature|header_pair|identifier, "events": [...],
+    #   "files": [...], "count": n}]
+    Index("ix_person_devices_device", "device_id"),
+)
+
+corrections = Table(
+    "corrections", metadata,
+    Column("correction_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by_user", String(128), nullable=False),
+    Column("entity", String(8), nullable=False),  # person | device
+    Column("action", String(8), nullable=False),  # merge | unmerge
+    Column("target_ids", JSON, nullable=False),  # person/device ids the user named
+    Column("identifier_groups", JSON, nullable=False),
+    # merge: the identifier ids of each named person/device, one list each (must link);
+    # unmerge: the groups the person/device splits into (cannot link across groups)
+)
+
 
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL uses psycopg 3."""
