@@ -115,33 +115,33 @@ class LoadfileConfig(StrictModel):
 class DedupeConfig(StrictModel):
     """How the ``dedupe`` step decides that two events are one communication."""
 
-    call_time_tolerance_s: float = Field(120.0, ge=0)
+    call_time_tolerance_s: float = Field(default=120.0, ge=0)
     """Two calls between the same numbers match when their starts differ by at most this
     (carrier records and phone exports disagree by tens of seconds)."""
-    call_duration_tolerance_s: float = Field(5.0, ge=0)
+    call_duration_tolerance_s: float = Field(default=5.0, ge=0)
     """...and their durations by at most this."""
-    message_time_tolerance_s: float = Field(60.0, ge=0)
+    message_time_tolerance_s: float = Field(default=60.0, ge=0)
     """Two messages with the same participants and text match within this."""
-    email_time_tolerance_s: float = Field(60.0, ge=0)
+    email_time_tolerance_s: float = Field(default=60.0, ge=0)
     """An email printed to PDF or scanned matches the native copy within this."""
 
 
 class IdentityConfig(StrictModel):
     """How the ``persons``, ``devices`` and ``mapping`` steps resolve identities."""
 
-    name_threshold: float = Field(0.92, ge=0, le=1)
+    name_threshold: float = Field(default=0.92, ge=0, le=1)
     """Smallest name similarity (0-1) for a probabilistic name link."""
-    email_local_threshold: float = Field(0.85, ge=0, le=1)
+    email_local_threshold: float = Field(default=0.85, ge=0, le=1)
     """Smallest similarity of two email local parts (same domain) that, with a matching name,
     links two addresses of one person."""
-    min_mapping_confidence: float = Field(0.5, ge=0, le=1)
+    min_mapping_confidence: float = Field(default=0.5, ge=0, le=1)
     """Person-device links below this confidence are not stored."""
     junk_values: list[str] = Field(
         default_factory=lambda: ["0", "unknown", "none", "null", "n/a", "anonymous", "private",
                                  "restricted", "blocked", "unavailable"]
     )
     """Identifier values (case-insensitive) that are dropped as junk."""
-    min_phone_digits: int = Field(7, ge=1)
+    min_phone_digits: int = Field(default=7, ge=1)
     """Phone numbers with fewer digits (short codes such as 611) are dropped."""
 
 
