@@ -30,14 +30,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-import numpy as np
-import polars as pl
+from chrono.core.memory import keep_freed_memory, keep_freed_memory_env
 
-from chrono.sensors.config import SensorPipelineConfig
-from chrono.sensors.model import METRICS
-from chrono.sensors.orchestrator import SensorOrchestrator
-from chrono.sensors.sources import SourceConfig
+keep_freed_memory_env()  # as `chrono sensors run` does, before polars is imported
+
+import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from chrono.sensors.config import SensorPipelineConfig  # noqa: E402
+from chrono.sensors.model import METRICS  # noqa: E402
+from chrono.sensors.orchestrator import SensorOrchestrator  # noqa: E402
+from chrono.sensors.sources import SourceConfig  # noqa: E402
 
 SENSORS = 500
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -86,6 +90,7 @@ def run_chrono(csv_path: Path, work: Path, batch_size: int) -> tuple[float, dict
         source=SourceConfig(kind="csv", path=str(csv_path)),
         batch_size=batch_size,
     )
+    keep_freed_memory()  # as `chrono sensors run` does
     started = time.perf_counter()
     summary = SensorOrchestrator(cfg).run(once=True)
     return time.perf_counter() - started, summary.counts

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from chrono.cli.errors import friendly_errors
 from chrono.core.logging import configure_logging
+from chrono.core.memory import keep_freed_memory
 
 app = typer.Typer(help="The sensor pipeline: simulate readings, run it, deploy it to edge nodes.",
                   no_args_is_help=True)
@@ -98,6 +99,7 @@ def run_command(
             if live is not None:
                 live.update(counters_table(summary), refresh=True)
 
+        keep_freed_memory()  # a batch loop: reuse freed buffers instead of faulting them in
         orchestrator = SensorOrchestrator(cfg, dry_run=dry_run, on_cycle=refresh)
         if live is not None:
             live.start()

@@ -1,7 +1,7 @@
 """The evidence pipeline's steps, in the seed's order, and ``run_evidence`` to run them.
 
-Seed order: inventory -> extraction -> events -> upload, then dedupe -> persons -> devices ->
-mapping (those four arrive with their own issue and register here when they do).
+Seed order: inventory -> extraction -> events -> upload -> dedupe -> persons -> devices ->
+mapping.
 """
 
 from __future__ import annotations
@@ -137,6 +137,19 @@ def upload_step(run: EvidenceRun) -> dict[str, Any]:
     counts = upload(run, entries, outcomes, events)
     counts["events_loaded"] = len(events)
     return counts
+
+
+@pipeline.step("dedupe", inputs=("database",), outputs=("database",))
+def dedupe_step(run: EvidenceRun) -> dict[str, Any]:
+    """Mark the same email, call or message seen through several sources (never deleted)."""
+    from chrono.evidence.dedupe import run_dedupe
+
+    engine = schema.make_engine(run.db_url or "")
+    try:
+        schema.ensure_schema(engine)
+        return run_dedupe(engine, run.config.dedupe)
+    finally:
+        engine.dispose()
 
 
 def run_evidence(run: EvidenceRun, steps: list[str] | None = None) -> RunLedger:

@@ -88,6 +88,12 @@ class SensorPipelineConfig(StrictModel):
     """Routes of the ``multi_destination`` scenario."""
     sink_retries: int = Field(default=3, ge=0)
     """Retries of a failed bucket write before the batch is abandoned (and retried next cycle)."""
+    write_threads: int = Field(default=2, ge=0, le=64)
+    """Threads that encode and write output files while the next step runs (0: write inline).
+    The checkpoint still waits for every write of its batch."""
+    read_ahead: bool = True
+    """Read the next batch while the current one is processed (file and SQLite sources; an
+    MQTT source never reads ahead, since reading acknowledges messages)."""
     scenarios: ScenariosConfig = Field(default_factory=ScenariosConfig)
     """Scenario defaults and store."""
     windowing: WindowingConfig = Field(default_factory=WindowingConfig)

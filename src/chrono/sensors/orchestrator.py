@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,7 +116,10 @@ class SensorOrchestrator:
         self.source_name = self.source.name
         self.fingerprint = config.fingerprint()
         self.checkpoints = CheckpointStore(config.state_dir / "checkpoints.db")
-        self.writer = Writer(config.output_format, config.sink_retries, dry_run=dry_run)
+        self.writer = Writer(config.output_format, config.sink_retries, dry_run=dry_run,
+                             threads=config.write_threads)
+        self._ahead: tuple[dict[str, Any] | None, Future[tuple[pl.DataFrame, Any]]] | None = None
+        self._reader: ThreadPoolExecutor | None = None
         self.emitter = OpenLineageEmitter(config.lineage)
         self._buckets: dict[str, Bucket] = {}
         self._load_state()
@@ -203,12 +207,14 @@ class SensorOrchestrator:
                         break
                     time.sleep(self.config.interval_s)
         except BaseException as exc:
+            self._stop_threads()
             self.summary.status = "failed"
             self.summary.error_code = exc.code if isinstance(exc, ChronoError) else (
                 type(exc).__name__)
             self._finish(store, lineage_on, inputs)
             raise
         finally:
+            self._stop_threads()
             self.source.close()
         self.summary.status = "dry_run" if self.dry_run else "ok"
         self._finish(store, lineage_on, inputs)
@@ -251,11 +257,12 @@ class SensorOrchestrator:
             log_event("scenarios_changed", run_id=self.run_id, count=len(scenarios))
             self.summary.scenarios = tuple(dict.fromkeys((*self.summary.scenarios, *scenarios)))
         started = time.perf_counter()
-        batch, cursor = self.source.read(self.cursor, self.config.batch_size)
+        batch, cursor = self._read()
         self._time("read", time.perf_counter() - started)
         self.writer.next_batch()
         if batch.is_empty():
             return False
+        self._read_ahead(cursor)
         first, last = int(batch[SEQ].min()), int(batch[SEQ].max())  # type: ignore[arg-type]
         cycle = Cycle(self, scenarios, batch, cursor, f"{first:012d}-{last:012d}",
                       self._lineage() if "lineage" in scenarios else None)
@@ -264,6 +271,38 @@ class SensorOrchestrator:
             for name, value in record.counts.items():
                 self._count(name, value)
         return True
+
+    def _read(self) -> tuple[pl.DataFrame, Any]:
+        """The batch after the committed cursor: the one read ahead when it starts there and
+        is not empty (an empty read ahead may be stale by now), else a fresh read."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            start, future = ahead
+            batch, cursor = future.result()
+            if start == self.cursor and not batch.is_empty():
+                return batch, cursor
+        return self.source.read(self.cursor, self.config.batch_size)
+
+    def _read_ahead(self, cursor: dict[str, Any] | None) -> None:
+        """Start reading the batch after ``cursor`` on a thread (polars parses without the
+        GIL), so the next cycle finds it ready. Reading is side-effect free for file and
+        SQLite sources; an MQTT read acknowledges messages, so it never reads ahead."""
+        if not self.config.read_ahead or not getattr(self.source, "replayable", False):
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        self._ahead = (cursor, self._reader.submit(
+            self.source.read, cursor, self.config.batch_size))
+
+    def _stop_threads(self) -> None:
+        """Let in-flight writes and the read ahead finish, then stop their threads."""
+        self.writer.close()
+        if self._ahead is not None:
+            self._ahead[1].exception()
+            self._ahead = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
 
     def _time(self, step: str, seconds: float) -> None:
         steps = self.summary.step_seconds
@@ -285,6 +324,7 @@ class SensorOrchestrator:
             self.route({"windows": windows}, part)
         self.notify(notes, "notification" in scenarios)
         self.windows, self.incidents = update.state, incidents
+        self.writer.wait()
         self.commit()
 
     def route(self, streams: dict[str, pl.DataFrame], part: str) -> None:

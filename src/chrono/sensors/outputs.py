@@ -9,7 +9,10 @@ counters so a report can say which destination failed.
 from __future__ import annotations
 
 import io
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -110,28 +113,55 @@ class PlannedWrite:
     rows: int
 
 
+class _Once:
+    """A value computed by the first thread that asks; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: bytes | None = None
+
+    def get(self, compute: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if self._value is None:
+                self._value = compute()
+            return self._value
+
+
 @dataclass
 class Writer:
-    """Writes streams to buckets with retries; in dry-run mode only records what it would write."""
+    """Writes streams to buckets with retries; in dry-run mode only records what it would write.
+
+    With ``threads`` > 0, encoding and writing run on a thread pool while the caller goes on
+    (Parquet encoding and file writes release the GIL, so they overlap the next step's work);
+    :meth:`wait` is the barrier: it returns once every write has landed and raises the first
+    sink failure. Callers wait before committing a checkpoint, so a checkpoint never covers a
+    write that has not happened.
+    """
 
     output_format: str = "parquet"
     retries: int = 3
     dry_run: bool = False
     backoff_s: float = 0.2
+    threads: int = 0
     sinks: dict[str, SinkReport] = field(default_factory=dict)
     planned: list[PlannedWrite] = field(default_factory=list)
-    _cache: dict[tuple[int, str], tuple[pl.DataFrame, bytes]] = field(default_factory=dict)
+    _cache: dict[tuple[int, str], tuple[pl.DataFrame, _Once]] = field(default_factory=dict)
     _splits: dict[tuple[int, str], tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]] = field(
         default_factory=dict)
+    _pool: ThreadPoolExecutor | None = None
+    _pending: list[Future[None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def report(self, sink: str) -> SinkReport:
-        return self.sinks.setdefault(sink, SinkReport(sink))
+        with self._lock:
+            return self.sinks.setdefault(sink, SinkReport(sink))
 
     def write_stream(
         self, sink: str, bucket: Bucket, stream: str, frame: pl.DataFrame, part: str,
         prefix: str = "",
     ) -> int:
-        """Write ``frame`` as one file per event date; returns the number of files."""
+        """Write ``frame`` as one file per event date; returns the number of files (with
+        ``threads``, the writes may still be in flight: see :meth:`wait`)."""
         if frame.is_empty():
             return 0
         base = (prefix or STREAM_PREFIX[stream]).strip("/")
@@ -141,13 +171,48 @@ class Writer:
             key = f"{base}/date={date}/part-{part}.{ext}"
             if self.dry_run:
                 self.planned.append(PlannedWrite(sink, bucket.url, key, body.height))
+                self._counted(sink, body.height)
+            elif self.threads > 0:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="writer")
+                once = self._encoded(frame, date)
+                self._pending.append(self._pool.submit(
+                    self._write, sink, bucket, key, once, body))
             else:
-                self._put(sink, bucket, key, self._encoded(frame, date, body))
-            report = self.report(sink)
-            report.files += 1
-            report.rows += body.height
+                self._write(sink, bucket, key, self._encoded(frame, date), body)
             written += 1
         return written
+
+    def _write(self, sink: str, bucket: Bucket, key: str, once: _Once,
+               body: pl.DataFrame) -> None:
+        self._put(sink, bucket, key, once.get(lambda: encode(body, self.output_format)))
+        self._counted(sink, body.height)
+
+    def _counted(self, sink: str, rows: int) -> None:
+        report = self.report(sink)
+        with self._lock:
+            report.files += 1
+            report.rows += rows
+
+    def wait(self) -> None:
+        """Block until every submitted write is done; raise the first failure, if any."""
+        pending, self._pending = self._pending, []
+        first: BaseException | None = None
+        for future in pending:
+            exc = future.exception()
+            if exc is not None and first is None:
+                first = exc
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        """Wait for in-flight writes (ignoring their failures) and stop the pool."""
+        for future in self._pending:
+            future.exception()
+        self._pending = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _split(self, frame: pl.DataFrame, stream: str) -> list[tuple[str, pl.DataFrame]]:
         """Public rows per date, computed once per frame and stream: a stream sent to several
@@ -160,16 +225,16 @@ class Writer:
         self._splits[cache_key] = (frame, parts)
         return parts
 
-    def _encoded(self, source: pl.DataFrame, date: str, body: pl.DataFrame) -> bytes:
+    def _encoded(self, source: pl.DataFrame, date: str) -> _Once:
         """Encode once per frame and date: routes that send one stream to several buckets
         (schematized and archival) share the bytes."""
         cache_key = (id(source), date)
         cached = self._cache.get(cache_key)
         if cached is not None and cached[0] is source:
             return cached[1]
-        data = encode(body, self.output_format)
-        self._cache[cache_key] = (source, data)
-        return data
+        once = _Once()
+        self._cache[cache_key] = (source, once)
+        return once
 
     def next_batch(self) -> None:
         """Forget the previous batch's partitions and encoded files."""
@@ -185,17 +250,21 @@ class Writer:
                 return
             except (OSError, TransientError) as exc:
                 attempt += 1
-                report.last_error = getattr(exc, "code", type(exc).__name__)
+                with self._lock:
+                    report.last_error = getattr(exc, "code", type(exc).__name__)
+                    if attempt > self.retries:
+                        report.failures += 1
                 if attempt > self.retries:
-                    report.failures += 1
                     log_event("sink_failed", sink_id=sink, code=report.last_error,
                               attempt=attempt)
                     raise SinkFailed(sink, report.last_error) from None
-                report.retries += 1
+                with self._lock:
+                    report.retries += 1
                 time.sleep(self.backoff_s * attempt)
             except ChronoError as exc:
-                report.failures += 1
-                report.last_error = exc.code
+                with self._lock:
+                    report.failures += 1
+                    report.last_error = exc.code
                 log_event("sink_failed", sink_id=sink, code=exc.code, attempt=attempt + 1)
                 raise SinkFailed(sink, exc.code) from None
 

@@ -127,6 +127,9 @@ class Source(Protocol):
     """An incremental reader of readings."""
 
     name: str
+    replayable: bool
+    """Whether reading has no side effect, so a batch may be read ahead (on another thread,
+    one read at a time) and read again from the same cursor."""
 
     def read(self, cursor: Cursor | None, limit: int) -> tuple[pl.DataFrame, Cursor]:
         """The next batch (at most ``limit`` rows) after ``cursor``, and the cursor after it."""
@@ -380,7 +383,7 @@ def _ndjson_parser(reading_keys: dict[str, pl.DataType]) -> Callable[[bytes], pl
     polars fail, which falls back to inferring from every line.
     """
 
-    def parse(data: bytes) -> pl.DataFrame:
+    def parse(data: bytes, lines: int | None = None) -> pl.DataFrame:
         if _blank(data):
             return pl.DataFrame()
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
@@ -480,13 +483,15 @@ class SqliteSource:
     def __init__(self, config: SourceConfig, path: Path) -> None:
         import adbc_driver_sqlite.dbapi as adbc
 
+        self.replayable = True
         self.name = source_name(config)
         self._closed = False
         self._config = config
         self._path = path
         uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
         try:
-            self._meta = sqlite3.connect(uri, uri=True, timeout=30)
+            # Reads may run on the read-ahead thread (never two at once), hence no thread check.
+            self._meta = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
             self._columns = self._inspect()
             self._conn = adbc.connect(uri, autocommit=True)
             cursor = self._conn.cursor()
@@ -763,6 +768,7 @@ class FileSource:
     """
 
     def __init__(self, config: SourceConfig, path: Path) -> None:
+        self.replayable = True
         self.name = source_name(config)
         self.parse_errors = 0
         """Records that could not be parsed at all, since this source was opened."""
@@ -838,14 +844,17 @@ class FileSource:
             data, end, lines = _take_lines(fh, start, size, max_lines)
             if lines < max_lines and end < size:
                 fh.seek(end)
-                tail = fh.read(size - end)
+                tail = fh.read(size - end)  # no newline in it: the last line, unterminated
                 if has_next or (self._kind == "ndjson" and _is_json_object(tail)):
-                    data, end = data + tail + b"\n", size
+                    data, end, lines = data + tail + b"\n", size, lines + 1
             drained = end >= size
         if not data:
             return empty, end, drained
         if layout is not None:
-            frame = _parse_lines(data, _csv_parser(layout.schema), CSV_PARSE)
+            parse = _csv_parser(layout.schema)
+            # The line count is known for the whole buffer; halves found by bisection recount.
+            frame = _parse_lines(data, lambda d: parse(d, lines if d is data else None),
+                                 CSV_PARSE)
         else:
             frame = _parse_lines(data, self._parse_ndjson, NDJSON_PARSE)
         return frame, end, drained
@@ -892,7 +901,7 @@ def _csv_row(line: bytes) -> list[str]:
     return ["" if v is None else str(v) for v in frame.row(0)] if frame.height else []
 
 
-def _csv_parser(schema: dict[str, pl.DataType]) -> Callable[[bytes], pl.DataFrame]:
+def _csv_parser(schema: dict[str, pl.DataType]) -> Callable[[bytes, int | None], pl.DataFrame]:
     def read(data: bytes) -> pl.DataFrame:
         return pl.read_csv(data, has_header=False, schema=schema, missing_columns="insert",
                            encoding="utf8-lossy")
@@ -905,7 +914,7 @@ def _csv_parser(schema: dict[str, pl.DataType]) -> Callable[[bytes], pl.DataFram
             return pl.DataFrame(schema=schema)
         return read(data)
 
-    def parse(data: bytes) -> pl.DataFrame:
+    def parse(data: bytes, lines: int | None = None) -> pl.DataFrame:
         # Two substring scans of a whole batch cost a fifth of its parse. Parse first: a blank
         # line (outside quotes) is an all-null row, and a quoted newline makes fewer rows than
         # lines, so one row per line and no all-null row mean ``careful`` would not have changed
@@ -916,7 +925,8 @@ def _csv_parser(schema: dict[str, pl.DataType]) -> Callable[[bytes], pl.DataFram
             frame = read(data)
         except pl.exceptions.PolarsError:
             return careful(data)
-        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        if lines is None:
+            lines = data.count(b"\n") + (not data.endswith(b"\n"))
         if frame.height != lines or frame.select(
                 pl.all_horizontal(pl.all().is_null()).any()).item():
             return careful(data)
@@ -978,6 +988,7 @@ class MqttSource:
     def __init__(self, config: SourceConfig) -> None:
         import paho.mqtt.client as mqtt
 
+        self.replayable = False
         self.name = source_name(config)
         self._closed = False
         self.parse_errors = 0

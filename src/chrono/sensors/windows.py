@@ -331,15 +331,20 @@ def _classify(state: WindowState, valid: pl.DataFrame) -> pl.DataFrame:
     # rises), so first occurrence among on-time readings plus the held keys decides duplicates.
     first = pl.struct("sensor_id", _EV, _LATE).is_first_distinct()
     duplicate = ~pl.col(_LATE) & (pl.col(_SEEN).fill_null(False) | ~first)
-    return (
+    if not valid[SEQ].is_sorted():
+        valid = valid.sort(SEQ, maintain_order=True)
+    # The flags are worked out on the key columns only, then set beside the batch's columns
+    # (no copy of the wide batch through the join).
+    flags = (
         valid.lazy()
-        .sort(SEQ, maintain_order=True)
-        .with_columns(ev.alias(_EV), ((ev // size_us) * size_us).alias(_WS))
+        .select(pl.col("sensor_id"), ev.alias(_EV))
+        .with_columns(((pl.col(_EV) // size_us) * size_us).alias(_WS))
         .with_columns(late.alias(_LATE))
         .join(seen, on=["sensor_id", _EV], how="left", maintain_order="left")
-        .with_columns(duplicate.alias(_DUP))
+        .select(_EV, _WS, _LATE, duplicate.alias(_DUP))
         .collect()
     )
+    return valid.hstack(flags.get_columns())
 
 
 def _partials(kept: pl.LazyFrame, metrics: list[str]) -> pl.LazyFrame:
