@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.scoring import score_events
+from tests.acceptance.scoring import (
+    namesake_merges,
+    non_e164_phones,
+    score_duplicates,
+    score_events,
+    score_persons,
+)
 
 SIZE = os.environ.get("CHRONO_ACCEPTANCE_SIZE", "medium")
 
@@ -48,7 +54,12 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     db = f"sqlite:///{art / 'chrono.db'}"
     events = [json.loads(x) for x in chrono("export", "events", "--db", db, cwd=work).stdout
               .splitlines()]
+    persons, devices = (
+        [json.loads(x) for x in chrono("export", kind, "--db", db, cwd=work).stdout.splitlines()]
+        for kind in ("persons", "devices")
+    )
     return {
+        "persons": persons, "devices": devices,
         "root": root, "work": work, "src": src, "art": art, "db": db, "log": log,
         "truth": json.loads((root / "s" / "truth.json").read_text()), "events": events,
         "report": json.loads((art / "report.json").read_text()), "first": first,
@@ -61,6 +72,35 @@ def test_recall_and_precision_against_truth(sample_run: dict[str, Any]) -> None:
     detail = {"missed": score.missed[:5], "unmatched": score.unmatched[:5]}
     assert score.recall >= 0.99, detail
     assert score.precision >= 0.99, detail
+
+
+def test_duplicates_found_across_sources(sample_run: dict[str, Any]) -> None:
+    precision, recall, detail = score_duplicates(sample_run["truth"], sample_run["events"])
+    assert precision >= 0.99 and recall >= 0.99, detail
+
+
+def test_persons_clustered_and_namesakes_kept_apart(sample_run: dict[str, Any]) -> None:
+    truth = sample_run["truth"]
+    f1, detail = score_persons(truth, sample_run["persons"])
+    assert f1 >= 0.98, detail
+    assert namesake_merges(truth, sample_run["persons"]) == 0
+    assert truth["traps"]["namesakes"] and truth["traps"]["spellings"]
+
+
+def test_every_valid_phone_is_e164(sample_run: dict[str, Any]) -> None:
+    assert sample_run["devices"] and sample_run["persons"]
+    assert non_e164_phones(sample_run["devices"]) == []
+    assert non_e164_phones(sample_run["persons"]) == []
+    # every custodian's phone is a device mapped to its owner with some confidence
+    owners = {d["value"]: d["owner"] for d in sample_run["truth"]["devices"]}
+    person_of = {
+        ident["value"]: p["id"] for p in sample_run["persons"] for ident in p["identifiers"]
+    }
+    mapped = {
+        d["value"]: {link["id"] for link in d["persons"]} for d in sample_run["devices"]
+    }
+    for phone in owners:
+        assert person_of.get(phone) in mapped.get(phone, set()), "custodian phone not mapped"
 
 
 def test_every_file_is_accounted_for(sample_run: dict[str, Any]) -> None:

@@ -103,6 +103,12 @@ def test_readable_errors(tmp_path: Path) -> None:
                cwd=tmp_path)
     assert proc.returncode == 2 and "unknown step" in proc.stderr
     assert "Traceback" not in proc.stderr
+    secret = "s3cr3t-pw"
+    for db in (f"sqlite:///{tmp_path}/no/such/folder/chrono.db",
+               f"postgresql://postgres:{secret}@127.0.0.1:9/nowhere"):
+        proc = cli("export", "events", "--db", db, cwd=tmp_path)
+        assert proc.returncode == 2 and "database_unavailable" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and secret not in proc.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["run"], ["export"], ["sample"], ["sample", "evidence"]])

@@ -13,6 +13,7 @@ from chrono.db.schema import events, make_engine, participants
 from chrono.evidence.context import EvidenceRun
 from chrono.evidence.dedupe import find_duplicates, run_dedupe
 from chrono.evidence.events import events_for_artifact
+from chrono.evidence.export import iter_records
 from chrono.evidence.extraction import Outcome
 from chrono.evidence.inventory import FileEntry
 from chrono.evidence.model import Artifact, Page, Participant, Record
@@ -123,6 +124,13 @@ def test_run_dedupe_marks_copies_and_reruns_update_nothing(tmp_path: Path, db_ur
 
     second = run_dedupe(engine)
     assert second["updated"] == 0 and second["duplicates"] == 3
+    # Every copy's provenance is reachable from the survivor in the export.
+    exported = {r["id"]: r for r in iter_records(engine, "events")}
+    assert [(c["id"], c["reason"], c["path"]) for c in exported[eml]["duplicates"]] == sorted(
+        [(dat, "email_loadfile", "VOL001/DATA/VOL001.dat"), (pdf, "email_print",
+                                                              "docs/print.pdf")])
+    assert exported[dat]["duplicate_of"] == eml and exported[dat]["duplicates"] == []
+    assert exported[pdf]["duplicate_reason"] == "email_print"
     assert count_rows(engine, events) == 6 and count_rows(engine, participants) == 12
 
     # A stale mark (an earlier run, other settings) is cleared; a changed setting unmarks.

@@ -7,6 +7,7 @@ from pathlib import Path
 from chrono.db.load import count_rows
 from chrono.db.schema import events, make_engine, participants
 from chrono.evidence.context import EvidenceRun
+from chrono.evidence.devices import run_devices
 from chrono.evidence.events import events_for_artifact
 from chrono.evidence.export import iter_records, write_records
 from chrono.evidence.extraction import Outcome
@@ -64,7 +65,8 @@ def test_upload_twice_adds_nothing_and_export_round_trips(tmp_path: Path, db_url
     assert email["participants"][0]["normalized"] == "jane@example.com"
     assert email["duplicate_of"] is None
 
+    run_devices(engine)  # devices are the devices step's output
     csv_buf = io.StringIO()
-    assert write_records(iter_records(engine, "devices"), csv_buf, "csv") == 2
+    assert write_records(iter_records(engine, "devices"), csv_buf, "csv") == 4  # 2 phones, 2 emails
     assert "+15555215554" in csv_buf.getvalue()
     engine.dispose()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from chrono.cli import buckets, export, run, sample, scenarios, sensors
+from chrono.core.memory import keep_freed_memory_env
+
+keep_freed_memory_env()  # before anything imports polars: its allocator reads this once
+
+from chrono.cli import buckets, devices, export, persons, run, sample, scenarios, sensors  # noqa: E402
 
 app = typer.Typer(
     name="chrono",
@@ -17,6 +21,8 @@ app = typer.Typer(
 app.command("run", help=run.__doc__)(run.run_command)
 app.add_typer(sample.app, name="sample")
 app.command("export", help=export.__doc__)(export.export_command)
+app.add_typer(persons.app, name="persons")
+app.add_typer(devices.app, name="devices")
 app.add_typer(sensors.app, name="sensors")
 app.add_typer(scenarios.app, name="scenarios")
 app.add_typer(buckets.app, name="buckets")

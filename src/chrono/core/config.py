@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,8 +51,9 @@ class ExtractionLimits(StrictModel):
 class OcrConfig(StrictModel):
     """How pages without a text layer are read."""
 
-    backend: str = "tesseract"
-    """OCR backend; ``tesseract`` (in-process, via tesserocr)."""
+    backend: Literal["tesseract", "textract"] = "tesseract"
+    """OCR backend: ``tesseract`` (in-process, via tesserocr) or ``textract`` (AWS Textract via
+    boto3: one synchronous call per page image, one asynchronous job per multi-page PDF)."""
     language: str = "eng"
     """Tesseract language(s), e.g. ``eng`` or ``eng+deu``."""
     tessdata: str | None = None
@@ -63,6 +64,28 @@ class OcrConfig(StrictModel):
     """Run orientation detection and rotate pages before recognition."""
     detect_redactions: bool = True
     """Find black redaction boxes and write ``[[REDACTED]]`` where they cover text."""
+    textract_region: str | None = None
+    """AWS region for Textract; unset: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else
+    ``us-east-1``."""
+    textract_endpoint_url: str | None = None
+    """Textract endpoint (a VPC endpoint, a test server); unset: boto3's own resolution."""
+    textract_s3_bucket: str | None = None
+    """S3 bucket multi-page PDFs are uploaded to for an asynchronous Textract job (the object is
+    deleted when the job ends); unset: each page is rendered and read synchronously instead."""
+    textract_s3_prefix: str = "chrono-textract"
+    """Key prefix inside ``textract_s3_bucket`` for those uploads."""
+    textract_s3_endpoint_url: str | None = None
+    """S3 endpoint for the uploads; unset: boto3's own resolution (``AWS_ENDPOINT_URL_S3``...)."""
+    textract_poll_interval_s: float = Field(default=5.0, gt=0)
+    """Seconds between status checks of an asynchronous job."""
+    textract_timeout_s: float = Field(default=240.0, gt=0)
+    """Seconds an asynchronous job may take before the file fails with ``textract_timeout``;
+    keep it below ``limits.max_seconds_per_file``."""
+    textract_max_attempts: int = Field(default=4, ge=1)
+    """Tries per Textract call when AWS throttles or fails transiently; then the file fails with
+    ``textract_failed``."""
+    textract_backoff_s: float = Field(default=0.5, ge=0)
+    """Wait before the first retry; doubled for each further retry."""
 
 
 DEFAULT_HEADER_MAP: dict[str, list[str]] = {

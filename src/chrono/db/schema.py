@@ -7,6 +7,8 @@ table, then ``INSERT ... ON CONFLICT DO NOTHING``) can be added without changing
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -24,8 +26,13 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    exc,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Engine
+
+from chrono.core.errors import TerminalError
 
 metadata = MetaData()
 
@@ -200,6 +207,79 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any fixed 64-bit key works as long as every Chrono process uses the same one.
+SCHEMA_LOCK_KEY = 0x4348524F4E4F  # "CHRONO"
+# What ``metadata.create_all`` built before migrations existed, newest first: a database that has
+# one of these table sets and no ``alembic_version`` is stamped at that revision, then upgraded.
+LEGACY_REVISIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("0002", frozenset({"runs", "sources", "files", "events", "identifiers", "participants",
+                        "persons", "person_identifiers", "devices", "device_changes",
+                        "person_devices", "corrections"})),
+    ("0001", frozenset({"runs", "sources", "files", "events", "identifiers", "participants"})),
+)
+
+
+class SchemaError(TerminalError):
+    """The database holds Chrono tables that no migration revision accounts for."""
+
+    default_code = "schema_unknown"
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration revision (read once per process from the migrations folder)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    if head is None:
+        raise SchemaError(detail="the migrations folder has no revision")
+    return head
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at, None when it has no ``alembic_version`` table."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (exc.OperationalError, exc.ProgrammingError):
+        # SQLite answers a missing table with OperationalError, PostgreSQL with ProgrammingError.
+        return None
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create missing tables (migrations arrive with the PostgreSQL issue)."""
-    metadata.create_all(engine)
+    """Bring the database to the newest migration revision (one query when it is already there).
+
+    Runs ``alembic upgrade head`` in one transaction. On PostgreSQL that transaction first takes
+    an advisory lock, so processes starting at once on a fresh database migrate one after the
+    other and the later ones find the work done. A database that ``metadata.create_all`` built
+    (tables present, no ``alembic_version``) is stamped at the revision whose tables it has.
+    """
+    if schema_revision(engine) == head_revision():
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = conn
+        legacy = _legacy_revision(set(inspect(conn).get_table_names()))
+        if legacy is not None:
+            command.stamp(config, legacy)
+        command.upgrade(config, "head")
+
+
+def _legacy_revision(tables: set[str]) -> str | None:
+    if "alembic_version" in tables:
+        return None
+    known = tables & LEGACY_REVISIONS[0][1]
+    for revision, names in LEGACY_REVISIONS:
+        if known == names:
+            return revision
+    if known:
+        raise SchemaError(detail=f"{len(known)} Chrono tables exist without a migration record "
+                                 f"and match no revision: {sorted(known)}")
+    return None

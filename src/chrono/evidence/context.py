@@ -45,6 +45,9 @@ class EvidenceRun:
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     state: dict[str, Any] = field(default_factory=dict)
     """Counters and outcomes steps hand to the report (not persisted between runs)."""
+    source_key: str | None = None
+    """Stable name of the source when SOURCE_DIR is only a local copy of it (an ``s3://`` URL);
+    the source id derives from it instead of from the copy's path."""
 
     def __post_init__(self) -> None:
         self.source_dir = Path(self.source_dir).resolve()
@@ -58,7 +61,7 @@ class EvidenceRun:
 
     @property
     def source_id(self) -> str:
-        return stable_id("source", str(self.source_dir))
+        return stable_id("source", self.source_key or str(self.source_dir))
 
     @contextmanager
     def progress(self, label: str, total: int) -> Iterator[Any]:

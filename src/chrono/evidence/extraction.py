@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -155,10 +156,29 @@ def _child_entries(parent: FileEntry, artifact: Artifact) -> list[FileEntry]:
     return children
 
 
-def extract_all(run: EvidenceRun, entries: list[FileEntry]) -> dict[str, Any]:
-    """Run extraction over the inventory; returns counters, and fills ``run.state``."""
+def extract_all(
+    run: EvidenceRun,
+    entries: list[FileEntry],
+    *,
+    extracted_elsewhere: Collection[str] = frozenset(),
+    child_kind: Callable[[FileEntry], str] | None = None,
+    before_extract: Callable[[list[FileEntry]], None] | None = None,
+) -> dict[str, Any]:
+    """Run extraction over the inventory; returns counters, and fills ``run.state``.
+
+    The keywords let a scale-out run merge results that workers produced elsewhere with exactly
+    this function's choices (canonical copy, waves, load-file members): ``extracted_elsewhere``
+    holds contents extracted by this run's workers (``processed``, not ``skipped``);
+    ``child_kind`` gives a contained file's kind when its blob is not at hand (default: detect
+    it from the blob); ``before_extract`` is called with the entries about to be extracted here,
+    so their bytes can be fetched first.
+    """
     from chrono.evidence.detect import detect_kind
 
+    def detect_child(child: FileEntry) -> str:
+        return detect_kind(run.artifact_dir / (child.blob or ""))
+
+    kind_of = child_kind or detect_child
     bucket = run.bucket
     bucket.clean_temp()
     outcomes: dict[str, Outcome] = {}
@@ -182,6 +202,8 @@ def extract_all(run: EvidenceRun, entries: list[FileEntry]) -> dict[str, Any]:
     def extract_wave(wave: list[FileEntry]) -> list[FileEntry]:
         todo = [e for e in wave if run.overwrite or not bucket.exists(artifact_key(e.sha256))]
         if todo:
+            if before_extract is not None:
+                before_extract(todo)
             with run.progress("extract", len(todo)) as advance:
                 _run_pool(run, todo, advance)
             extracted_now.update(e.sha256 for e in todo)
@@ -190,12 +212,12 @@ def extract_all(run: EvidenceRun, entries: list[FileEntry]) -> dict[str, Any]:
             artifact = load_artifact(bucket, e.sha256)
             if artifact.status == "failed":
                 outcomes[e.file_id] = Outcome("failed", artifact.reason)
-            elif e.sha256 in extracted_now:
+            elif e.sha256 in extracted_now or e.sha256 in extracted_elsewhere:
                 outcomes[e.file_id] = Outcome("processed")
             else:
                 outcomes[e.file_id] = Outcome("skipped", "artifact_exists")
             for child in _child_entries(e, artifact):
-                child.kind = detect_kind(run.artifact_dir / (child.blob or ""))
+                child.kind = kind_of(child)
                 found.append(child)
         return found
 

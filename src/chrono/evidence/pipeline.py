@@ -6,8 +6,11 @@ mapping.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from chrono.core.logging import log_event
 from chrono.core.steps import Pipeline, RunLedger
@@ -17,6 +20,7 @@ from chrono.evidence import inventory as inv
 from chrono.evidence.context import EvidenceRun
 from chrono.evidence.events import events_for_artifact
 from chrono.evidence.extraction import Outcome, artifact_key, extract_all, load_artifact
+from chrono.evidence.model import Artifact
 from chrono.evidence.report import write_report
 
 EVENTS_PREFIX = "events"
@@ -58,14 +62,19 @@ def _entries(run: EvidenceRun) -> list[inv.FileEntry]:
 def extraction_step(run: EvidenceRun) -> dict[str, Any]:
     """Extract every unique file content into one artifact (process pool)."""
     counts = extract_all(run, _entries(run))
-    outcomes: dict[str, Outcome] = run.state["outcomes"]
+    run.bucket.put_lines(EXTRACTED_KEY, extracted_rows(run.state["entries"], run.state["outcomes"]))
+    return counts
+
+
+def extracted_rows(entries: list[inv.FileEntry], outcomes: dict[str, Outcome]
+                   ) -> list[dict[str, Any]]:
+    """The lines of ``inventory/extracted.ndjson``: every entry with its outcome and reason."""
     rows = []
-    for e in run.state["entries"]:
+    for e in entries:
         o = outcomes.get(e.file_id)
         rows.append({**e.to_dict(), "outcome": o.outcome if o else None,
                      "reason": o.reason if o else None})
-    run.bucket.put_lines(EXTRACTED_KEY, rows)
-    return counts
+    return rows
 
 
 def _extracted(run: EvidenceRun) -> tuple[list[inv.FileEntry], dict[str, Outcome]]:
@@ -144,17 +153,78 @@ def dedupe_step(run: EvidenceRun) -> dict[str, Any]:
     """Mark the same email, call or message seen through several sources (never deleted)."""
     from chrono.evidence.dedupe import run_dedupe
 
-    engine = schema.make_engine(run.db_url or "")
+    engine = _identity_engine(run)
     try:
-        schema.ensure_schema(engine)
         return run_dedupe(engine, run.config.dedupe)
     finally:
         engine.dispose()
 
 
-def run_evidence(run: EvidenceRun, steps: list[str] | None = None) -> RunLedger:
-    """Run the selected steps (all by default, in seed order) and write the run report."""
-    names = pipeline.select(steps)
+def _identity_engine(run: EvidenceRun) -> Engine:
+    engine = schema.make_engine(run.db_url or "")
+    schema.ensure_schema(engine)
+    return engine
+
+
+def _artifacts(run: EvidenceRun) -> Iterator[tuple[str, Artifact]]:
+    """(file_id, artifact) of every processed file of this artifact folder, read lazily, once
+    per content: contact lists and phone-export owners are in artifacts, not in events."""
+    if "outcomes" not in run.state and not run.bucket.exists(EXTRACTED_KEY):
+        return
+    seen: set[str] = set()
+    for e in _canonical_processed(run):
+        if e.sha256 in seen or not run.bucket.exists(artifact_key(e.sha256)):
+            continue
+        seen.add(e.sha256)
+        yield e.file_id, load_artifact(run.bucket, e.sha256)
+
+
+@pipeline.step("persons", inputs=("database", "artifacts/"), outputs=("database",))
+def persons_step(run: EvidenceRun) -> dict[str, Any]:
+    """Cluster emails, phones, handles and names into persons, honouring manual corrections."""
+    from chrono.evidence.persons import run_persons
+
+    engine = _identity_engine(run)
+    try:
+        return run_persons(engine, run.config.identity, _artifacts(run),
+                           run.config.default_region)
+    finally:
+        engine.dispose()
+
+
+@pipeline.step("devices", inputs=("database",), outputs=("database",))
+def devices_step(run: EvidenceRun) -> dict[str, Any]:
+    """Clean phones (E.164), IMEIs (Luhn), emails and handles; merge duplicates, drop junk."""
+    from chrono.evidence.devices import run_devices
+
+    engine = _identity_engine(run)
+    try:
+        return run_devices(engine, run.config.identity, run.config.default_region)
+    finally:
+        engine.dispose()
+
+
+@pipeline.step("mapping", inputs=("database", "artifacts/"), outputs=("database",))
+def mapping_step(run: EvidenceRun) -> dict[str, Any]:
+    """Link persons to the devices they use, with evidence and a confidence."""
+    from chrono.evidence.mapping import run_mapping
+
+    engine = _identity_engine(run)
+    try:
+        return run_mapping(engine, run.config.identity, _artifacts(run),
+                           run.config.default_region)
+    finally:
+        engine.dispose()
+
+
+def run_evidence(run: EvidenceRun, steps: list[str] | None = None,
+                 pipe: Pipeline[EvidenceRun] | None = None) -> RunLedger:
+    """Run the selected steps (all by default, in seed order) and write the run report.
+
+    ``pipe`` swaps in another pipeline of the same steps (the scale-out run's global phases).
+    """
+    pipe = pipe or pipeline
+    names = pipe.select(steps)
     if run.skip_event_generation:
         names = [s for s in names if s.name != "events"]
     ledger = RunLedger(
@@ -163,7 +233,7 @@ def run_evidence(run: EvidenceRun, steps: list[str] | None = None) -> RunLedger:
     run.artifact_dir.mkdir(parents=True, exist_ok=True)
     log_event("run_start", run_id=run.run_id, workers=run.workers)
     try:
-        ledger.steps = pipeline.run(run, [s.name for s in names])
+        ledger.steps = pipe.run(run, [s.name for s in names])
         ledger.status = "succeeded"
     except BaseException:
         ledger.status = "failed"
@@ -194,4 +264,4 @@ def _record_run(run: EvidenceRun, ledger: RunLedger) -> None:
     engine.dispose()
 
 
-__all__ = ["artifact_key", "pipeline", "run_evidence"]
+__all__ = ["artifact_key", "extracted_rows", "pipeline", "run_evidence"]

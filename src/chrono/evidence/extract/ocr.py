@@ -1,11 +1,19 @@
-"""OCR of page images with Tesseract (in-process through tesserocr), one engine per worker process.
+"""OCR of page images: the backend protocol, Tesseract in process (the default), and dispatch.
 
-:func:`ocr_image` turns one page image into a :class:`~chrono.evidence.model.Page`: grey, optional
-orientation detection (Tesseract OSD on a half-size copy, applied only when confident), Otsu
-binarisation and despeckling, redaction boxes masked out, then a single recognition pass.
-Parallelism comes from worker processes, so each engine is pinned to one thread
-(``OMP_THREAD_LIMIT=1`` is set before tesserocr loads). Engines are created lazily and cached
-per process, keyed by tessdata folder and language.
+The image and PDF extractors call :func:`ocr_image` for every page they OCR; it hands the page to
+the backend ``evidence.ocr.backend`` names (:func:`ocr_backend`). ``tesseract`` is
+:class:`TesseractOcr` here; ``textract`` is :class:`~chrono.evidence.extract.textract.TextractOcr`
+(imported only when chosen, so boto3 stays unloaded otherwise). Every backend returns the same
+:class:`~chrono.evidence.model.Page` (``method="ocr"``, confidence 0-100). A backend that can read a
+whole PDF itself (Textract's asynchronous jobs) does so through :func:`ocr_pdf_pages`; Tesseract
+answers ``None`` there and the caller OCRs rendered pages one by one.
+
+:class:`TesseractOcr` turns one page image into a page: grey, optional orientation detection
+(Tesseract OSD on a half-size copy, applied only when confident), Otsu binarisation and
+despeckling, redaction boxes masked out, then a single recognition pass. Parallelism comes from
+worker processes, so each engine is pinned to one thread (``OMP_THREAD_LIMIT=1`` is set before
+tesserocr loads). Engines are created lazily and cached per process, keyed by tessdata folder and
+language.
 
 Reason codes raised here:
 
@@ -19,8 +27,10 @@ import os
 
 os.environ["OMP_THREAD_LIMIT"] = "1"  # one engine per process; must precede the tesserocr import
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import tesserocr
@@ -57,6 +67,68 @@ _TRANSPOSE = {
 
 _engines: dict[tuple[int, str, str], tesserocr.PyTessBaseAPI] = {}
 _osd_engines: dict[tuple[int, str], tesserocr.PyTessBaseAPI | None] = {}
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where a source document already lies in S3, so a backend may read it there."""
+
+    bucket: str
+    key: str
+
+
+class OcrBackend(Protocol):
+    """Reads page images (and, where it can, whole PDFs) into :class:`Page` records."""
+
+    def read_page(self, image: Image.Image, number: int) -> Page:
+        """The text of one page image; ``number`` is the 1-based page number it gets."""
+        ...
+
+    def read_pdf(
+        self, path: Path, numbers: Sequence[int], passwords: tuple[str, ...] = (),
+        s3_location: S3Location | None = None,
+    ) -> dict[int, Page] | None:
+        """Pages ``numbers`` of the PDF at ``path`` read as one document, by page number; ``None``
+        when this backend (or this configuration) reads rendered page images only."""
+        ...
+
+
+_backends: dict[tuple[int, str], OcrBackend] = {}
+
+
+def ocr_backend(cfg: OcrConfig) -> OcrBackend:
+    """The backend ``cfg.backend`` names, built once per process and configuration."""
+    key = (os.getpid(), cfg.model_dump_json())  # clients and engines must not cross a fork
+    backend = _backends.get(key)
+    if backend is None:
+        if cfg.backend == "textract":
+            from chrono.evidence.extract.textract import TextractOcr
+
+            backend = TextractOcr(cfg)
+        else:
+            backend = TesseractOcr(cfg)
+        _backends[key] = backend
+    return backend
+
+
+def ocr_image(image: Image.Image, number: int, cfg: OcrConfig) -> Page:
+    """Read the text of one page image with the configured backend; ``number`` is its 1-based
+    page number.
+
+    ``Page.rotation`` is the counter-clockwise rotation applied before recognition,
+    ``Page.redactions`` the count of black boxes masked and written as ``[[REDACTED]]``.
+    """
+    return ocr_backend(cfg).read_page(image, number)
+
+
+def ocr_pdf_pages(
+    path: Path, numbers: Sequence[int], cfg: OcrConfig, passwords: tuple[str, ...] = (),
+    s3_location: S3Location | None = None,
+) -> dict[int, Page] | None:
+    """Pages ``numbers`` of a PDF read by the backend as one document (Textract's asynchronous
+    job), by page number; ``None`` when the pages are to be rendered and passed to
+    :func:`ocr_image` one by one (always for Tesseract)."""
+    return ocr_backend(cfg).read_pdf(path, numbers, passwords, s3_location)
 
 
 def find_tessdata(cfg: OcrConfig) -> str:
@@ -164,7 +236,8 @@ def _set_image(api: tesserocr.PyTessBaseAPI, pixels: NDArray[np.uint8]) -> None:
     api.SetImageBytes(pixels.tobytes(), width, height, 1, width)
 
 
-def _dpi_of(image: Image.Image) -> float | None:
+def image_dpi(image: Image.Image) -> float | None:
+    """The resolution an image declares, when it is a plausible one (50 dpi or more)."""
     dpi = image.info.get("dpi")
     try:
         value = float(dpi[0]) if isinstance(dpi, tuple) else float(dpi) if dpi else None
@@ -173,50 +246,61 @@ def _dpi_of(image: Image.Image) -> float | None:
     return value if value and value >= 50 else None
 
 
-def ocr_image(image: Image.Image, number: int, cfg: OcrConfig) -> Page:
-    """Read the text of one page image; ``number`` is the 1-based page number it gets.
+class TesseractOcr:
+    """The ``tesseract`` backend: one in-process engine per worker, page images only."""
 
-    ``Page.rotation`` is the counter-clockwise rotation applied before recognition,
-    ``Page.redactions`` the count of black boxes masked and written as ``[[REDACTED]]``.
-    """
-    tessdata = find_tessdata(cfg)
-    api = _engine(tessdata, cfg.language)
-    dpi = _dpi_of(image)
-    gray = to_gray(image)
-    rotation = detect_rotation(gray, tessdata) if cfg.detect_orientation else 0
-    if rotation:
-        gray = gray.transpose(_TRANSPOSE[rotation])
-    pixels = np.asarray(gray)
-    dark = despeckle(pixels <= otsu_threshold(pixels))
-    binary = np.where(dark, 0, 255).astype(np.uint8)
-    boxes = find_redactions(dark, dpi) if cfg.detect_redactions else []
-    if boxes:
-        mask_boxes(binary, boxes, margin=2)
-    _set_image(api, binary)
-    if dpi:
-        api.SetSourceResolution(round(dpi))
-    try:
-        api.Recognize()
-        text = _text_with_redactions(api, boxes) if boxes else api.GetUTF8Text()
-        confidence = float(api.MeanTextConf())
-    finally:
-        api.Clear()
-    return Page(
-        number=number, text=text.strip(), method="ocr", confidence=confidence,
-        redactions=len(boxes), rotation=rotation,
-    )
+    def __init__(self, cfg: OcrConfig) -> None:
+        self.cfg = cfg
+
+    def read_page(self, image: Image.Image, number: int) -> Page:
+        cfg = self.cfg
+        tessdata = find_tessdata(cfg)
+        api = _engine(tessdata, cfg.language)
+        dpi = image_dpi(image)
+        gray = to_gray(image)
+        rotation = detect_rotation(gray, tessdata) if cfg.detect_orientation else 0
+        if rotation:
+            gray = gray.transpose(_TRANSPOSE[rotation])
+        pixels = np.asarray(gray)
+        dark = despeckle(pixels <= otsu_threshold(pixels))
+        binary = np.where(dark, 0, 255).astype(np.uint8)
+        boxes = find_redactions(dark, dpi) if cfg.detect_redactions else []
+        if boxes:
+            mask_boxes(binary, boxes, margin=2)
+        _set_image(api, binary)
+        if dpi:
+            api.SetSourceResolution(round(dpi))
+        try:
+            api.Recognize()
+            text = _text_with_redactions(api, boxes) if boxes else api.GetUTF8Text()
+            confidence = float(api.MeanTextConf())
+        finally:
+            api.Clear()
+        return Page(
+            number=number, text=text.strip(), method="ocr", confidence=confidence,
+            redactions=len(boxes), rotation=rotation,
+        )
+
+    def read_pdf(
+        self, path: Path, numbers: Sequence[int], passwords: tuple[str, ...] = (),
+        s3_location: S3Location | None = None,
+    ) -> dict[int, Page] | None:
+        return None  # Tesseract reads rendered page images only
 
 
 @dataclass
-class _Line:
+class OcrLine:
+    """One recognised line with its box in pixels, as redaction tokens are placed among them."""
+
     block: int
+    """Index of the text block the line belongs to (a blank line separates blocks)."""
     box: Box
     words: list[tuple[float, str]] = field(default_factory=list)
     """(horizontal centre, text) of each word or inserted token."""
 
 
-def _read_lines(api: tesserocr.PyTessBaseAPI) -> list[_Line]:
-    lines: list[_Line] = []
+def _read_lines(api: tesserocr.PyTessBaseAPI) -> list[OcrLine]:
+    lines: list[OcrLine] = []
     iterator = api.GetIterator()
     if iterator is None:
         return lines
@@ -229,7 +313,7 @@ def _read_lines(api: tesserocr.PyTessBaseAPI) -> list[_Line]:
             line_box = word.BoundingBox(tesserocr.RIL.TEXTLINE)
             if line_box is None:
                 continue
-            lines.append(_Line(max(block, 0), Box(*line_box)))
+            lines.append(OcrLine(max(block, 0), Box(*line_box)))
         text = word.GetUTF8Text(level)
         word_box = word.BoundingBox(level)
         if text and text.strip() and word_box:
@@ -239,7 +323,12 @@ def _read_lines(api: tesserocr.PyTessBaseAPI) -> list[_Line]:
 
 def _text_with_redactions(api: tesserocr.PyTessBaseAPI, boxes: list[Box]) -> str:
     """Page text with ``[[REDACTED]]`` on the line each box covers, or as a line of its own."""
-    lines = _read_lines(api)
+    return place_redactions(_read_lines(api), boxes)
+
+
+def place_redactions(lines: list[OcrLine], boxes: list[Box]) -> str:
+    """Join ``lines`` into page text with ``[[REDACTED]]`` on the line each box covers, or as a
+    line of its own where it covers none; ``lines`` (top to bottom) gains the tokens."""
     for box in boxes:
         line = _covered_line(lines, box)
         if line is not None:
@@ -247,7 +336,7 @@ def _text_with_redactions(api: tesserocr.PyTessBaseAPI, boxes: list[Box]) -> str
             continue
         at = _insert_position(lines, box)
         block = lines[at].block if at < len(lines) else (lines[-1].block if lines else 0)
-        lines.insert(at, _Line(block, box, [(box.center_x, REDACTED_TOKEN)]))
+        lines.insert(at, OcrLine(block, box, [(box.center_x, REDACTED_TOKEN)]))
     out: list[str] = []
     lines = [line for line in lines if line.words]
     for i, line in enumerate(lines):
@@ -257,7 +346,7 @@ def _text_with_redactions(api: tesserocr.PyTessBaseAPI, boxes: list[Box]) -> str
     return "\n".join(out)
 
 
-def _covered_line(lines: list[_Line], box: Box) -> _Line | None:
+def _covered_line(lines: list[OcrLine], box: Box) -> OcrLine | None:
     """The line ``box`` sits on: half the line's height overlapped, nearest horizontally."""
     best, best_gap = None, float("inf")
     for line in lines:
@@ -271,7 +360,7 @@ def _covered_line(lines: list[_Line], box: Box) -> _Line | None:
     return best
 
 
-def _insert_position(lines: list[_Line], box: Box) -> int:
+def _insert_position(lines: list[OcrLine], box: Box) -> int:
     """Index of the first line below ``box`` (preferring one in the same column)."""
     below = [i for i, line in enumerate(lines) if line.box.center_y > box.center_y]
     same_column = [i for i in below

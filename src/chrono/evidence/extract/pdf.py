@@ -1,8 +1,10 @@
 """PDF extractor: text layer through pypdfium2, OCR for scanned pages, repair through pikepdf.
 
-Each page's text layer is read with PDFium. A page whose layer is empty or negligible and which
-holds an image (or any drawing at all when the layer is empty) is rendered at ``ocr.dpi`` and read
-with :func:`~chrono.evidence.extract.ocr.ocr_image`. Encrypted files are opened with no password,
+Each page's text layer is read with PDFium. The pages whose layer is empty or negligible and which
+hold an image (or any drawing at all when the layer is empty) go to OCR: first all together to
+:func:`~chrono.evidence.extract.ocr.ocr_pdf_pages` (the ``textract`` backend reads several pages
+as one asynchronous job), and those it leaves are rendered at ``ocr.dpi`` and read one by one with
+:func:`~chrono.evidence.extract.ocr.ocr_image`. Encrypted files are opened with no password,
 then with each of ``ctx.passwords``. A file PDFium cannot open is rewritten by pikepdf (qpdf's
 reconstruction) into a temp file inside the artifact dir, opened again, and the temp file removed.
 
@@ -33,7 +35,7 @@ import pypdfium2.raw as pdfium_c
 
 from chrono.core.errors import FileRejected
 from chrono.evidence.extract.base import ExtractContext, Extractor, SourceFile, register
-from chrono.evidence.extract.ocr import ocr_image
+from chrono.evidence.extract.ocr import ocr_image, ocr_pdf_pages
 from chrono.evidence.model import Artifact, Page
 
 MIN_TEXT_LAYER_CHARS = 32
@@ -58,17 +60,32 @@ class PdfExtractor(Extractor):
             count = len(pdf)
             ctx.check_pages(count)
             artifact.metadata = pdf_metadata(pdf, count)
+            pages: list[Page | None] = []
             for index in range(count):
                 try:
                     page = pdf[index]
                 except pdfium.PdfiumError:
                     ctx.warn("pdf_page_unreadable")
-                    artifact.pages.append(Page(number=index + 1, text="", method="none"))
+                    pages.append(Page(number=index + 1, text="", method="none"))
                     continue
                 try:
-                    artifact.pages.append(read_page(page, index + 1, ctx))
+                    pages.append(read_text_layer(page, index + 1))
                 finally:
                     page.close()
+            pending = [number for number, page in enumerate(pages, start=1) if page is None]
+            # A backend that reads many pages as one job (Textract) takes them all at once.
+            read = (ocr_pdf_pages(source.path, pending, ctx.config.ocr, ctx.passwords)
+                    if pending else None) or {}
+            for number in pending:
+                if number in read:
+                    pages[number - 1] = read[number]
+                    continue
+                page = pdf[number - 1]
+                try:
+                    pages[number - 1] = ocr_page(page, number, ctx)
+                finally:
+                    page.close()
+            artifact.pages = [page for page in pages if page is not None]
         return artifact
 
 
@@ -145,6 +162,11 @@ def _repair(path: Path, ctx: ExtractContext) -> Path:
 
 def read_page(page: pdfium.PdfPage, number: int, ctx: ExtractContext) -> Page:
     """Text layer of ``page``, or OCR of its rendering when the layer is negligible."""
+    return read_text_layer(page, number) or ocr_page(page, number, ctx)
+
+
+def read_text_layer(page: pdfium.PdfPage, number: int) -> Page | None:
+    """The page from its text layer; ``None`` when the layer is negligible and OCR may help."""
     textpage = page.get_textpage()
     try:
         text = _clean(textpage.get_text_bounded())
@@ -153,6 +175,11 @@ def read_page(page: pdfium.PdfPage, number: int, ctx: ExtractContext) -> Page:
     solid_chars = len("".join(text.split()))
     if solid_chars >= MIN_TEXT_LAYER_CHARS or not _worth_ocr(page, solid_chars):
         return Page(number=number, text=text, method="text_layer" if text else "none")
+    return None
+
+
+def ocr_page(page: pdfium.PdfPage, number: int, ctx: ExtractContext) -> Page:
+    """OCR of ``page`` rendered at ``ocr.dpi`` (its size checked against the pixel limit first)."""
     dpi = ctx.config.ocr.dpi
     scale = dpi / POINTS_PER_INCH
     width, height = page.get_size()

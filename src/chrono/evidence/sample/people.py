@@ -4,6 +4,10 @@ Every name, address and number is fictitious: US numbers use the reserved ``NXX-
 UK numbers the Ofcom drama range ``+44 7700 900xxx``, and addresses use ``example.*`` or ``*.test``
 domains. The canary person (``Zebulon Quickfire``) is always in the cast so PII-leak tests have
 known strings to look for.
+
+The cast carries two identity traps (see :func:`add_identity_traps`): namesakes (distinct people
+with the exact same full name, each with one work address on a different domain and one phone)
+and "spelling" people (one person writing from three spellings of one address, with two phones).
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ class Person:
     """Custodian folder name (``first_last``), empty for non-custodians."""
     display_emails: list[str] = field(default_factory=list)
     """The same addresses with the mixed case some mail clients show."""
+    namesake_group: str | None = None
+    """``ng-N`` when other cast members share this exact full name (a namesake trap)."""
+    spellings: bool = False
+    """True for a spelling-trap person: ``emails`` are three spellings of one address."""
+    signature: bool = False
+    """Emails this person sends end with a signature block naming their company and a phone."""
 
     @property
     def email(self) -> str:
@@ -96,6 +106,28 @@ class Cast:
     def person_of(self, kind: str, value: str) -> str | None:
         return (self.by_email if kind == "email" else self.by_phone).get(value)
 
+    def member(self, person_id: str | None) -> Person | None:
+        return next((p for p in self.people if p.id == person_id), None)
+
+    def name_of(self, person_id: str) -> str:
+        person = self.member(person_id)
+        if person is None:
+            raise KeyError(person_id)
+        return person.name
+
+    @property
+    def namesake_groups(self) -> dict[str, list[Person]]:
+        """Namesake group id -> its members, in cast order."""
+        groups: dict[str, list[Person]] = {}
+        for p in self.people:
+            if p.namesake_group:
+                groups.setdefault(p.namesake_group, []).append(p)
+        return groups
+
+    @property
+    def spelling_people(self) -> list[Person]:
+        return [p for p in self.people if p.spellings]
+
 
 def ascii_slug(text: str) -> str:
     """Lower-case ASCII form of a name part for addresses and folder names."""
@@ -103,8 +135,15 @@ def ascii_slug(text: str) -> str:
     return "".join(c for c in text.translate(table).lower() if c.isalnum())
 
 
-def build_cast(rng: random.Random, size: int, custodians: int) -> Cast:
-    """``size`` people (the canary included); the first ``custodians`` get folders."""
+def build_cast(
+    rng: random.Random, size: int, custodians: int, namesake_groups: tuple[int, ...] = (),
+    spelling_people: int = 0,
+) -> Cast:
+    """``size`` people (the canary included); the first ``custodians`` get folders.
+
+    ``namesake_groups`` gives the member count of each namesake group and ``spelling_people``
+    how many spelling-trap people to make (see :func:`add_identity_traps`).
+    """
     firsts = rng.sample(FIRST_NAMES, k=min(size, len(FIRST_NAMES)))
     lasts = rng.sample(LAST_NAMES, k=min(size, len(LAST_NAMES)))
     used_numbers: set[str] = {CANARY_PHONE}
@@ -137,11 +176,68 @@ def build_cast(rng: random.Random, size: int, custodians: int) -> Cast:
     for p in chosen[:custodians]:
         p.custodian = True
         p.folder = "_".join(ascii_slug(part) for part in p.name.split())
+    add_identity_traps(rng, people, used_numbers, namesake_groups, spelling_people)
     people.append(Person(
         id=f"p-{size:03d}", name=CANARY_NAME, emails=[CANARY_EMAIL], phones=[CANARY_PHONE],
         timezone="America/New_York", display_emails=[CANARY_EMAIL],
     ))
     return Cast(people)
+
+
+def add_identity_traps(
+    rng: random.Random, people: list[Person], used_numbers: set[str],
+    namesake_groups: tuple[int, ...], spelling_people: int,
+) -> None:
+    """Turn some cast members into identity traps, in place (custodians already chosen).
+
+    Namesakes: the first group is anchored on a custodian (so one namesake shows up in a lot of
+    mail and the other in a little), later groups on non-custodians; the other members take the
+    anchor's exact name. Every member keeps one work address, each group's members on different
+    domains, and one phone of their own: the name is the only thing they share.
+
+    Spelling people: a non-custodian writing as ``first.last@``, ``firstlast@`` and ``flast@``
+    of one work domain (``emails`` lists all three), with two phones and a signature.
+    """
+    free = [p for p in people if not p.custodian]
+    rng.shuffle(free)
+    custodians = [p for p in people if p.custodian]
+    for number, members in enumerate(namesake_groups, start=1):
+        if members < 2 or members > len(WORK_DOMAINS):
+            raise ValueError(f"a namesake group needs 2 to {len(WORK_DOMAINS)} members")
+        anchor = custodians[1] if number == 1 and len(custodians) > 1 else free.pop()
+        group = [anchor, *(free.pop() for _ in range(members - 1))]
+        domains = rng.sample(WORK_DOMAINS, k=members)
+        first, last = anchor.name.split(" ", 1)
+        for member, domain in zip(group, domains, strict=True):
+            member.name = anchor.name
+            member.emails = [f"{ascii_slug(first)}.{ascii_slug(last)}@{domain}"]
+            member.display_emails = list(member.emails)
+            member.phones = member.phones[:1]
+            member.namesake_group = f"ng-{number}"
+            member.signature = True
+    for _ in range(spelling_people):
+        person = free.pop()
+        first, last = person.name.split(" ", 1)
+        f, lname = ascii_slug(first), ascii_slug(last)
+        domain = person.email.partition("@")[2]
+        person.emails = [f"{f}.{lname}@{domain}", f"{f}{lname}@{domain}", f"{f[0]}{lname}@{domain}"]
+        person.display_emails = list(person.emails)
+        if len(person.phones) < 2:
+            person.phones.append(_new_number(rng, person.uk, used_numbers))
+        person.spellings = True
+        person.signature = True
+
+
+def display_variant(email: str) -> str:
+    """The capitalised way Outlook shows ``first.last@domain`` (``First.Last@domain``)."""
+    local, _, domain = email.partition("@")
+    return ".".join(part.capitalize() for part in local.split(".")) + "@" + domain
+
+
+def company_of(email: str) -> str:
+    """A company name for a signature, from the address's domain (``harbor-corp.test``)."""
+    label = email.partition("@")[2].split(".")[0]
+    return " ".join(part.capitalize() for part in label.split("-"))
 
 
 def _new_number(rng: random.Random, uk: bool, used: set[str]) -> str:
@@ -158,8 +254,7 @@ def _new_number(rng: random.Random, uk: bool, used: set[str]) -> str:
 def _display_case(rng: random.Random, email: str, first: str, last: str) -> str:
     """Sometimes show an address the way Outlook does, capitalised (truth stays lower-case)."""
     if rng.random() < 0.25:
-        local, _, domain = email.partition("@")
-        return ".".join(part.capitalize() for part in local.split(".")) + "@" + domain
+        return display_variant(email)
     return email
 
 

@@ -4,6 +4,10 @@ Planning is cheap and touches no disk: content is decided up front with a seeded
 :class:`random.Random`, and each file's bytes come from a builder called only when the file is
 written. So the plan of a medium production can be inspected (counts, truth) without rendering a
 single scanned page.
+
+Identity traps are planned in every size (see :meth:`_Planner.plan_trap_emails` and
+:meth:`_Planner.plan_trap_calls`): namesakes and spelling people from the cast, calls whose phone
+export runs a clock ``SKEW_S`` seconds off the carrier, and forwards quoting earlier emails.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from chrono.evidence.sample.people import (
     Cast,
     Person,
     build_cast,
+    company_of,
+    display_variant,
     format_phone,
 )
 from chrono.evidence.sample.scans import (
@@ -65,7 +71,7 @@ from chrono.evidence.sample.sheets import (
     export_preamble,
     xlsx_bytes,
 )
-from chrono.evidence.sample.truth import TruthBook, TruthEvent
+from chrono.evidence.sample.truth import SkewTrap, TruthBook, TruthEvent
 
 Size = Literal["small", "medium"]
 Member = tuple[str, Callable[[], bytes]]
@@ -79,6 +85,8 @@ EXTERNAL_MAILBOXES = (
     Mailbox("Dock Office", "dock.office@port-authority.test"),
     Mailbox("Broker Desk", "desk@freight-broker.test"),
 )
+SKEW_S = 40
+"""How far a skewed phone export's clock is off the carrier's (alternately ahead and behind)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,14 @@ class SizeProfile:
     dat_pdfs: int
     dat_scanned_letters: int
     huge_field_bytes: int
+    namesake_groups: tuple[int, ...]
+    """Member count of each namesake group (people sharing one exact full name)."""
+    spelling_people: int
+    """People writing from three spellings of one address, with two phones."""
+    skewed_calls: int
+    """Calls between two custodians in one's CDR and in the other's skewed phone export."""
+    forwards: int
+    """Forwards quoting an earlier email of the forwarder's mailbox."""
 
 
 PROFILES: dict[str, SizeProfile] = {
@@ -115,12 +131,14 @@ PROFILES: dict[str, SizeProfile] = {
         png_attachments=1, printed_pdfs=2, memos=3, notes=3, data_csvs=2,
         scan_email_pages=6, scan_letter_pages=3, calls=10, messages=8,
         dat_emails=4, dat_pdfs=1, dat_scanned_letters=2, huge_field_bytes=2 * 1024 * 1024,
+        namesake_groups=(2,), spelling_people=1, skewed_calls=1, forwards=2,
     ),
     "medium": SizeProfile(
         people=40, custodians=12, emails=800, shared_fraction=0.3, mbox_emails=12,
         png_attachments=10, printed_pdfs=120, memos=220, notes=260, data_csvs=150,
         scan_email_pages=160, scan_letter_pages=50, calls=50, messages=35,
         dat_emails=120, dat_pdfs=40, dat_scanned_letters=16, huge_field_bytes=10 * 1024 * 1024,
+        namesake_groups=(2, 3), spelling_people=2, skewed_calls=3, forwards=10,
     ),
 }
 
@@ -165,6 +183,8 @@ class _CallPlan:
 class _Phone:
     """Rows collected for one custodian's phone files before they are serialised."""
 
+    # Each entry is (time the file shows, call): a skewed export shows another time than the
+    # call's true start.
     cdr_calls: list[tuple[datetime, _CallPlan]] = field(default_factory=list)
     cdr_sms: list[tuple[datetime, _CallPlan]] = field(default_factory=list)
     export_calls: list[tuple[datetime, _CallPlan]] = field(default_factory=list)
@@ -182,7 +202,11 @@ class _Planner:
         self.seed = seed
         self.profile = PROFILES[size]
         self.rng = random.Random(f"chrono-sample:{size}:{seed}")
-        self.cast: Cast = build_cast(self.rng, self.profile.people, self.profile.custodians)
+        self.cast: Cast = build_cast(
+            self.rng, self.profile.people, self.profile.custodians,
+            namesake_groups=self.profile.namesake_groups,
+            spelling_people=self.profile.spelling_people,
+        )
         self.truth = TruthBook(self.cast)
         self.files: dict[str, PlannedFile] = {}
         self.regulars = [p for p in self.cast.people if p.name != CANARY_NAME]
@@ -190,11 +214,14 @@ class _Planner:
         self.printed: set[str] = set()
         self.pngs_left = self.profile.png_attachments
         self.counter = 0
+        self.skews: dict[str, SkewTrap] = {}
+        """Skew traps by truth event id (their sources are noted as the phone files are written)."""
 
     # -- helpers -------------------------------------------------------------------------
 
     def plan(self) -> ProductionPlan:
         self.plan_emails()
+        self.plan_trap_emails()
         self.plan_mboxes()
         self.plan_printed_pdfs()
         self.plan_documents()
@@ -239,11 +266,13 @@ class _Planner:
     # -- emails --------------------------------------------------------------------------
 
     def new_email(self, include: list[Person], *, printable: bool = False,
-                  sender: Person | None = None, extra: str = "") -> EmailSpec:
+                  sender: Person | None = None, extra: str = "",
+                  sender_box: Mailbox | None = None) -> EmailSpec:
         """A fresh email event whose participants include every person in ``include``.
 
         ``printable`` emails have whole-minute times (a printout shows minutes only, so the
         printout and the .eml agree on the instant), no Bcc and at most three recipients.
+        ``sender_box`` fixes the From address (else one of the sender's is picked).
         """
         rng = self.rng
         if sender is None:
@@ -262,12 +291,18 @@ class _Planner:
         if not printable and rng.random() < 0.05:
             bcc = [self.mailbox(rng.choice(pool))]
         sent = self.instant(sender.timezone, whole_minute=printable)
-        body = wording.email_body(rng, to[0].name, sender.name, extra)
+        body = wording.email_body(rng, to[0].name, sender.name, extra,
+                                  self.signature(sender) if sender.signature else None)
         event = self.truth.new_event("email", sent, [])
-        spec = EmailSpec(event, self.mailbox(sender), to, cc, bcc, wording.subject(rng), body,
-                         sent)
+        spec = EmailSpec(event, sender_box or self.mailbox(sender), to, cc, bcc,
+                         wording.subject(rng), body, sent)
         event.participants = participants(spec)
         return spec
+
+    def signature(self, person: Person) -> list[str]:
+        """Name, company and the phone a person signs with (their last one)."""
+        return [person.name, company_of(person.email),
+                f"Mobile: {format_phone(person.phones[-1], self.rng.randint(0, 5))}"]
 
     def place_email(self, spec: EmailSpec, paths: list[str]) -> None:
         for path in paths:
@@ -331,6 +366,72 @@ class _Planner:
             for att_name, kind in docs:
                 self.truth.add_document(f"{paths[0]}#attachment:{att_name}", kind,
                                         1 if kind in ("pdf", "png") else 0)
+
+    def trap_email_path(self, holder: Person, spec: EmailSpec, tag: str) -> str:
+        return f"{self.folder(holder)}/mail/{spec.sent:%Y%m%d-%H%M}-{tag}.eml"
+
+    def plan_trap_emails(self) -> None:
+        """Emails that make the identity traps visible: every namesake writes to and hears from
+        a custodian, every spelling of a spelling person's address (and the capitalised form
+        Outlook shows) heads a From line under the same display name, and custodians forward
+        earlier emails of their mailbox with the text quoted."""
+        rng = self.rng
+        custodians = self.cast.custodians
+        n = 0
+        for members in self.cast.namesake_groups.values():
+            for member in members:
+                peer = rng.choice([c for c in custodians if c is not member])
+                for spec in (self.new_email([peer], sender=member),
+                             self.new_email([member], sender=peer)):
+                    n += 1
+                    sender = self.cast.member(
+                        self.cast.person_of("email", spec.sender.address.lower()))
+                    holders = dict.fromkeys(p for p in (sender, peer)
+                                            if p is not None and p.custodian)
+                    self.place_email(spec, [self.trap_email_path(h, spec, f"ns{n:03d}")
+                                            for h in holders])
+        for person in self.cast.spelling_people:
+            boxes = [*person.emails, display_variant(person.emails[0])]
+            for address in boxes:
+                peer = rng.choice(custodians)
+                spec = self.new_email([peer], sender=person,
+                                      sender_box=Mailbox(person.name, address))
+                n += 1
+                self.place_email(spec, [self.trap_email_path(peer, spec, f"sp{n:03d}")])
+        for k in range(self.profile.forwards):
+            self.plan_forward(custodians[k % len(custodians)], k)
+
+    def plan_forward(self, forwarder: Person, k: int) -> None:
+        """``forwarder`` forwards an earlier email of their mailbox, quoting it in the body
+        (Gmail's "Forwarded message" block or Outlook's "Original Message" block)."""
+        rng = self.rng
+        used = {t.original.id for t in self.truth.forwards}
+        mailbox_specs = [spec for spec, _ in self.inbox[forwarder.folder]
+                         if spec.forwarded is None and spec.event.id not in used
+                         and spec.sender.address.lower() != CANARY_EMAIL]
+        received = [s for s in mailbox_specs if s.sender.address.lower() not in forwarder.emails]
+        original = rng.choice(received or mailbox_specs)
+        pool = [p for p in self.regulars if p is not forwarder]
+        recipients = rng.sample(pool, k=rng.choice((1, 1, 2)))
+        to = [self.mailbox(p) for p in recipients]
+        delay = timedelta(minutes=rng.randint(20, 1800), seconds=rng.randint(0, 59))
+        sent = (original.sent + delay).astimezone(ZoneInfo(forwarder.timezone))
+        gmail = k % 2 == 0
+        if gmail:
+            quoted = ["---------- Forwarded message ---------", *gmail_header_lines(original)]
+            subject = f"Fwd: {original.subject}"
+        else:
+            quoted = ["-----Original Message-----", *outlook_header_lines(original)]
+            subject = f"FW: {original.subject}"
+        note = wording.forward_note(rng, to[0].name, forwarder.name)
+        body = "\n".join([note, "", *quoted, "", original.body])
+        event = self.truth.new_event("email", sent, [])
+        spec = EmailSpec(event, self.mailbox(forwarder), to, [], [], subject, body, sent)
+        event.participants = participants(spec)
+        holders = dict.fromkeys(p for p in (forwarder, *recipients) if p.custodian)
+        self.place_email(spec, [self.trap_email_path(h, spec, f"fwd{k + 1:03d}")
+                                for h in holders])
+        self.truth.add_forward(event, original.event)
 
     def plan_mboxes(self) -> None:
         for c in self.cast.custodians:
@@ -506,7 +607,6 @@ class _Planner:
         rng = self.rng
         custodians = self.cast.custodians
         phones = {c.folder: _Phone() for c in custodians}
-        device_owner = {c.phone: c for c in custodians}
         everyone = [n for p in self.regulars for n in p.phones]
         externals = [f"+1{rng.choice(('312', '646', '713'))}55501{n:02d}" for n in range(100)]
         externals = [n for n in externals if n not in self.cast.by_phone][:20]
@@ -520,48 +620,88 @@ class _Planner:
                     pick = rng.random()
                     pool = [n for n in everyone if n not in owner.phones]
                     other = rng.choice(externals) if pick < 0.2 else rng.choice(pool)
-                outgoing = rng.random() < 0.5
-                caller, callee = (owner.phone, other) if outgoing else (other, owner.phone)
-                local = self.instant(owner.timezone, hours=(7, 22))
-                missed = kind == "call" and rng.random() < 0.15
-                duration = 0 if missed or kind != "call" else rng.randint(5, 1800)
-                roles = ("caller", "callee") if kind == "call" else ("sender", "recipient")
-                event = self.truth.new_event(
-                    kind, local, [(roles[0], "phone", caller), (roles[1], "phone", callee)])
-                plan = _CallPlan(event, local.astimezone(UTC), caller, callee, duration, missed,
-                                 wording.sms_text(rng) if kind == "message" else "")
-                holders = [device_owner[n] for n in (caller, callee) if n in device_owner]
-                placed = False
-                for holder in holders:
-                    book = phones[holder.folder]
-                    if rng.random() < 0.8:
-                        (book.cdr_calls if kind == "call" else book.cdr_sms).append(
-                            (plan.start, plan))
-                        placed = True
-                    if rng.random() < 0.45:
-                        (book.export_calls if kind == "call" else book.export_sms).append(
-                            (plan.start, plan))
-                        placed = True
-                if not placed:
-                    book = phones[owner.folder]
-                    (book.cdr_calls if kind == "call" else book.cdr_sms).append(
-                        (plan.start, plan))
+                self.plan_phone_event(kind, owner, other, phones)
+        self.plan_trap_calls(phones)
         for n, c in enumerate(custodians):
             self.write_phone_files(c, phones[c.folder], xlsx_calls=n % 2 == 0)
+
+    def new_phone_event(self, kind: str, caller: str, callee: str, local: datetime,
+                        missed: bool) -> _CallPlan:
+        rng = self.rng
+        duration = 0 if missed or kind != "call" else rng.randint(5, 1800)
+        roles = ("caller", "callee") if kind == "call" else ("sender", "recipient")
+        event = self.truth.new_event(
+            kind, local, [(roles[0], "phone", caller), (roles[1], "phone", callee)])
+        return _CallPlan(event, local.astimezone(UTC), caller, callee, duration, missed,
+                         wording.sms_text(rng) if kind == "message" else "")
+
+    def plan_phone_event(self, kind: str, owner: Person, other: str,
+                         phones: dict[str, _Phone]) -> None:
+        """A call or message between custodian ``owner`` and ``other``, in the CDRs and exports
+        of whichever custodians hold one of its numbers (at least one file shows it)."""
+        rng = self.rng
+        device_owner = {c.phone: c for c in self.cast.custodians}
+        outgoing = rng.random() < 0.5
+        caller, callee = (owner.phone, other) if outgoing else (other, owner.phone)
+        local = self.instant(owner.timezone, hours=(7, 22))
+        missed = kind == "call" and rng.random() < 0.15
+        plan = self.new_phone_event(kind, caller, callee, local, missed)
+        holders = [device_owner[n] for n in (caller, callee) if n in device_owner]
+        placed = False
+        for holder in holders:
+            book = phones[holder.folder]
+            if rng.random() < 0.8:
+                (book.cdr_calls if kind == "call" else book.cdr_sms).append((plan.start, plan))
+                placed = True
+            if rng.random() < 0.45:
+                (book.export_calls if kind == "call" else book.export_sms).append(
+                    (plan.start, plan))
+                placed = True
+        if not placed:
+            book = phones[owner.folder]
+            (book.cdr_calls if kind == "call" else book.cdr_sms).append((plan.start, plan))
+
+    def plan_trap_calls(self, phones: dict[str, _Phone]) -> None:
+        """Calls of every namesake and spelling-person number with a custodian, and calls
+        between two custodians that one's CDR shows at the true time and the other's phone
+        export ``SKEW_S`` seconds off (one logical call, two sources)."""
+        rng = self.rng
+        custodians = self.cast.custodians
+        trap_people = [p for members in self.cast.namesake_groups.values() for p in members]
+        trap_people += self.cast.spelling_people
+        for person in trap_people:
+            for number in person.phones:
+                peer = rng.choice([c for c in custodians if c is not person])
+                self.plan_phone_event("call", peer, number, phones)
+        for k in range(self.profile.skewed_calls):
+            carrier, export = custodians[k % len(custodians)], custodians[
+                (k + 1) % len(custodians)]
+            pair = (carrier.phone, export.phone)
+            caller, callee = pair if rng.random() < 0.5 else pair[::-1]
+            local = self.instant(carrier.timezone, hours=(8, 20))
+            plan = self.new_phone_event("call", caller, callee, local, missed=False)
+            skew = SKEW_S if k % 2 == 0 else -SKEW_S
+            self.skews[plan.event.id] = self.truth.add_skew(plan.event, skew)
+            phones[carrier.folder].cdr_calls.append((plan.start, plan))
+            phones[export.folder].export_calls.append(
+                (plan.start + timedelta(seconds=skew), plan))
 
     def write_phone_files(self, c: Person, book: _Phone, xlsx_calls: bool) -> None:
         base = f"{self.folder(c)}/phone"
         rng = self.rng
         rows: list[Row] = [CDR_CALL_HEADER]
-        for _, call in sorted(book.cdr_calls, key=_by_time):
-            rows.append([f"{call.start:%Y-%m-%d %H:%M:%S}", format_phone(call.caller, len(rows)),
+        for when, call in sorted(book.cdr_calls, key=_by_time):
+            rows.append([f"{when:%Y-%m-%d %H:%M:%S}", format_phone(call.caller, len(rows)),
                          format_phone(call.callee, len(rows) + 1), call.duration, "Voice"])
-            call.event.add_source(f"{base}/carrier_calls.csv#row:{len(rows)}")
+            source = f"{base}/carrier_calls.csv#row:{len(rows)}"
+            call.event.add_source(source)
+            if call.event.id in self.skews:
+                self.skews[call.event.id].reference_source = source
         self.add_file(f"{base}/carrier_calls.csv", partial(csv_bytes, rows))
 
         rows = [CDR_SMS_HEADER]
-        for _, msg in sorted(book.cdr_sms, key=_by_time):
-            rows.append([f"{msg.start:%Y-%m-%d %H:%M:%S}", format_phone(msg.caller, len(rows)),
+        for when, msg in sorted(book.cdr_sms, key=_by_time):
+            rows.append([f"{when:%Y-%m-%d %H:%M:%S}", format_phone(msg.caller, len(rows)),
                          format_phone(msg.callee, len(rows) + 2), msg.body])
             msg.event.add_source(f"{base}/carrier_sms.csv#row:{len(rows)}")
         self.add_file(f"{base}/carrier_sms.csv", partial(csv_bytes, rows))
@@ -573,30 +713,47 @@ class _Planner:
             rows = [*preamble, header]
             ext = "xlsx" if (kind == "calls") == xlsx_calls else "csv"
             name = f"{base}/phone_export_{kind}.{ext}"
-            for _, item in sorted(entries, key=_by_time):
-                local = item.start.astimezone(zone)
+            for when, item in sorted(entries, key=_by_time):
+                local = when.astimezone(zone)
                 outgoing = item.caller == c.phone
                 other = item.callee if outgoing else item.caller
                 direction = ("Outgoing" if outgoing else "Missed" if item.missed
                              else "Incoming")
                 contact = self.cast.person_of("phone", other)
-                contact_name = next(p.name for p in self.cast.people if p.id == contact) \
-                    if contact and rng.random() < 0.8 else ""
+                contact_name = self.cast.name_of(contact) if contact and rng.random() < 0.8 \
+                    else ""
                 last = item.duration if kind == "calls" else item.body
                 rows.append([local.strftime("%m/%d/%Y"), local.strftime("%I:%M:%S %p").lstrip("0"),
                              c.timezone, direction, format_phone(other, 3 + len(rows) % 3),
                              contact_name, last])
-                item.event.add_source(f"{name}#row:{len(rows)}")
+                source = f"{name}#row:{len(rows)}"
+                item.event.add_source(source)
+                if when != item.start:
+                    self.skews[item.event.id].skewed_source = source
             self.add_file(name, partial(xlsx_bytes, rows) if ext == "xlsx"
                           else partial(csv_bytes, rows))
 
         contacts: list[Row] = [CONTACT_HEADER]
         others = [p for p in self.regulars if p is not c]
         known = rng.sample(others, k=min(8, len(others)))
-        if c is self.cast.custodians[0]:
+        lead, tail = self.cast.custodians[0], self.cast.custodians[-1]
+        if c is lead:
             known.append(self.cast.canary)
-        for p in known:
-            contacts.append([p.name, format_phone(p.phone, len(contacts)), p.email])
+            # Namesakes side by side (same name, nothing else shared) and the spelling people.
+            known += [p for members in self.cast.namesake_groups.values() for p in members]
+        if c in (lead, tail):
+            known += self.cast.spelling_people
+        for p in dict.fromkeys(known):
+            if p is c:
+                continue
+            # A contact card often holds every number and address of a person, sometimes only
+            # the main ones; a spelling person's card lists both phones but one spelling.
+            numbers = p.phones if p.spellings or rng.random() < 0.5 else p.phones[:1]
+            addresses = [p.email] if p.spellings or rng.random() < 0.5 else p.emails
+            contacts.append([p.name,
+                             "; ".join(format_phone(n, len(contacts) + k)
+                                       for k, n in enumerate(numbers)),
+                             "; ".join(addresses)])
         self.add_file(f"{base}/contacts.csv", partial(csv_bytes, contacts))
         self.truth.add_document(f"{base}/contacts.csv", "csv", 0)
 

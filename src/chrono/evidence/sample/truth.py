@@ -9,6 +9,9 @@ followed by ``#``-separated locators inside that file, outermost first:
 - ``#bates:ABC…``   a Concordance DAT row, by BEGBATES;
 - ``#entry:NAME``   an archive entry (``a.zip#entry:inner.zip#entry:mail.eml``);
 - ``#attachment:NAME`` an email attachment, by file name.
+
+Identity traps (namesakes, address spellings, clock-skewed calls, forwards) are listed under
+``traps`` so scoring can check each one; see :meth:`TruthBook.traps_json`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,28 @@ class TruthEvent:
 
 
 @dataclass
+class SkewTrap:
+    """A call shown by a carrier CDR at its true time and by a phone export ``skew_s`` off."""
+
+    id: str
+    event: TruthEvent
+    skew_s: int
+    reference_source: str = ""
+    """The CDR row (true time)."""
+    skewed_source: str = ""
+    """The phone-export row whose clock is ``skew_s`` seconds off."""
+
+
+@dataclass
+class ForwardTrap:
+    """A forward ("Fwd: ...") quoting an earlier email: two events, not duplicates."""
+
+    id: str
+    forward: TruthEvent
+    original: TruthEvent
+
+
+@dataclass
 class TruthBook:
     """Collects events, documents and hostile files while the plan is built."""
 
@@ -44,6 +69,8 @@ class TruthBook:
     events: list[TruthEvent] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     hostile: list[dict[str, Any]] = field(default_factory=list)
+    skews: list[SkewTrap] = field(default_factory=list)
+    forwards: list[ForwardTrap] = field(default_factory=list)
 
     def new_event(
         self, type_: str, start: datetime, participants: list[tuple[str, str, str]]
@@ -60,6 +87,43 @@ class TruthBook:
 
     def add_hostile(self, path: str, expected: str, reason: str, **extra: Any) -> None:
         self.hostile.append({"path": path, "expected": expected, "reason": reason, **extra})
+
+    def add_skew(self, event: TruthEvent, skew_s: int) -> SkewTrap:
+        trap = SkewTrap(f"skew-{len(self.skews) + 1}", event, skew_s)
+        self.skews.append(trap)
+        return trap
+
+    def add_forward(self, forward: TruthEvent, original: TruthEvent) -> None:
+        self.forwards.append(ForwardTrap(f"forward-{len(self.forwards) + 1}", forward, original))
+
+    def traps_json(self) -> dict[str, list[dict[str, Any]]]:
+        """The ``traps`` object of truth.json."""
+        cast = self.cast
+        for trap in self.skews:
+            placed = {trap.reference_source, trap.skewed_source}
+            if "" in placed or set(trap.event.sources) != placed:
+                raise ValueError(f"{trap.id} is not exactly one CDR row and one export row")
+        return {
+            "namesakes": [
+                {"id": f"namesake-{group.removeprefix('ng-')}", "group": group,
+                 "persons": [p.id for p in members]}
+                for group, members in cast.namesake_groups.items()
+            ],
+            "spellings": [
+                {"id": f"spelling-{n}", "person": p.id,
+                 "identifiers": _identifiers(p.emails, p.phones)}
+                for n, p in enumerate(cast.spelling_people, start=1)
+            ],
+            "clock_skew": [
+                {"id": t.id, "event": t.event.id, "skew_s": t.skew_s,
+                 "sources": [t.reference_source, t.skewed_source]}
+                for t in self.skews
+            ],
+            "forwards": [
+                {"id": t.id, "event": t.forward.id, "original": t.original.id}
+                for t in self.forwards
+            ],
+        }
 
     def to_json(self, seed: int, size: str, canaries: list[str], files: int) -> dict[str, Any]:
         cast = self.cast
@@ -88,6 +152,8 @@ class TruthBook:
             "documents": self.documents,
             "persons": [
                 {"id": p.id, "name": p.name, "emails": p.emails, "phones": p.phones,
+                 "identifiers": _identifiers(p.emails, p.phones),
+                 "namesake_group": p.namesake_group,
                  "timezone": p.timezone, "custodian": p.folder or None}
                 for p in cast.people
             ],
@@ -100,7 +166,13 @@ class TruthBook:
                 for e in events
                 if len(e.sources) > 1
             ],
+            "traps": self.traps_json(),
             "hostile": self.hostile,
             "canaries": canaries,
             "files": files,
         }
+
+
+def _identifiers(emails: list[str], phones: list[str]) -> list[dict[str, str]]:
+    return ([{"kind": "email", "value": e} for e in emails]
+            + [{"kind": "phone", "value": n} for n in phones])

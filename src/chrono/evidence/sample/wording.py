@@ -46,6 +46,11 @@ SMS = (
     "Call me when you land", "Did the deposit clear?", "On my way", "See email from legal",
     "Lunch tomorrow?", "Invoice is in your inbox", "Need the signed copy today",
 )
+FORWARD_NOTES = (
+    "FYI, see the message below.", "Forwarding this for your records.",
+    "Can you look into the note below?", "Passing this along, see below.",
+    "Please handle the request below.",
+)
 MEMO_KINDS = ("MEMORANDUM", "INVOICE", "MEETING MINUTES", "POLICY NOTICE")
 
 
@@ -54,8 +59,12 @@ def subject(rng: random.Random) -> str:
     return rng.choice((topic, f"RE: {topic}", f"FW: {topic}", f"{topic} - update"))
 
 
-def email_body(rng: random.Random, greeting_name: str, signer: str, extra: str = "") -> str:
-    """A short email body: greeting, two to four sentences, optional extra line, sign-off."""
+def email_body(
+    rng: random.Random, greeting_name: str, signer: str, extra: str = "",
+    signature: list[str] | None = None,
+) -> str:
+    """A short email body: greeting, two to four sentences, optional extra line, sign-off, and
+    an optional signature block (lines under a ``--`` separator)."""
     first = greeting_name.split()[0]
     lines = [f"Hi {first},", "", rng.choice(OPENERS)]
     lines += rng.sample(SENTENCES, k=rng.randint(2, 4))
@@ -63,7 +72,16 @@ def email_body(rng: random.Random, greeting_name: str, signer: str, extra: str =
         # Short lines keep the .eml body 7bit/8bit rather than quoted-printable.
         lines += textwrap.wrap(extra, 76, break_on_hyphens=False)
     lines += ["", rng.choice(CLOSERS), signer.split()[0]]
+    if signature:
+        lines += ["", "--", *signature]
     return "\n".join(lines)
+
+
+def forward_note(rng: random.Random, greeting_name: str, signer: str) -> str:
+    """The few lines a forwarder writes above the forwarded message."""
+    first = greeting_name.split()[0]
+    note = rng.choice(FORWARD_NOTES)
+    return "\n".join([f"Hi {first},", "", note, "", rng.choice(CLOSERS), signer.split()[0]])
 
 
 def sms_text(rng: random.Random) -> str:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the timeline database; :func:`chrono.db.schema.ensure_schema` runs them."""
