@@ -19,8 +19,9 @@ The rules, applied in this order, each on the clusters the previous ones left:
    initials left out; the score is the smaller Jaro-Winkler of the two token pairs, and must reach
    ``name_threshold``. Two different tokens match only as a misspelling: when the rarer is seen
    at most ``MISSPELLING_SHARE`` as often as the other (``Jonh`` for ``John``, not ``Christine``
-   for ``Christina``). A cluster whose best score is reached by two or more clusters is
-   ambiguous and links to none; otherwise a link must be the best of at least one of its ends.
+   for ``Christina``). A cluster whose best score is reached by two or more clusters that
+   conflict with each other is ambiguous and links to none; otherwise a link must be the best
+   of at least one of its ends.
 4. **name-only observations** (no identifier in the row or its group) attach to the one cluster
    whose names match theirs by rule 3; when two or more clusters match, the observation is
    ambiguous and its ``person`` is null; when none does, it belongs to a name-only person
@@ -600,7 +601,7 @@ class _Resolver:
             conflict.sum())
         pairs = pairs.filter(pl.Series(~conflict))
         if ambiguity:
-            pairs = self._unambiguous(pairs)
+            pairs = self._unambiguous(pairs, parent)
         if pairs.is_empty():
             return parent, empty
         ca, cb = pairs["ca"].to_numpy(), pairs["cb"].to_numpy()
@@ -652,13 +653,21 @@ class _Resolver:
             parent[self.cannot[0]], parent[self.cannot[1]], strict=True)]
         return _ConflictUnion(forbidden, phone, emails, compatible)
 
-    def _unambiguous(self, pairs: pl.DataFrame) -> pl.DataFrame:
-        """The links that are the one best candidate of one end, between clusters that each
-        have one best candidate (a cluster with two or more is ambiguous and keeps none)."""
+    def _unambiguous(self, pairs: pl.DataFrame, parent: IntArray) -> pl.DataFrame:
+        """The links that are a best candidate of one end, between clusters that are not
+        ambiguous. A cluster is ambiguous when two of its best candidates conflict with each
+        other (two namesakes with their own phones): it cannot tell which it belongs to and
+        keeps no link. Best candidates that could be one person (a work address and a personal
+        address shown under one name) are all kept."""
         both = pl.concat([pairs.select(x="ca", y="cb", score="score"),
                           pairs.select(x="cb", y="ca", score="score")])
         best = both.filter(pl.col("score") == pl.col("score").max().over("x"))
-        ambiguous = best.group_by("x").agg(n=pl.len()).filter(pl.col("n") >= 2).select("x")
+        tied = best.join(best.group_by("x").agg(n=pl.len()).filter(pl.col("n") >= 2).select("x"),
+                         on="x", how="semi").select("x", "y")
+        among = (tied.join(tied, on="x", suffix="_b").filter(pl.col("y") < pl.col("y_b"))
+                 .select("x", ca="y", cb="y_b"))
+        ambiguous = among.filter(pl.Series(self._conflicting(among, parent))
+                                 if among.height else pl.lit(False)).select("x").unique()
         self.stats["clusters_ambiguous"] = ambiguous.height
         best_of = best.select(ca=pl.min_horizontal("x", "y"),
                               cb=pl.max_horizontal("x", "y")).unique()

@@ -210,6 +210,8 @@ class _Planner:
         self.truth = TruthBook(self.cast)
         self.files: dict[str, PlannedFile] = {}
         self.regulars = [p for p in self.cast.people if p.name != CANARY_NAME]
+        self.full_cards: set[str] = set()
+        """Persons some contact list shows with every number and address (see contacts)."""
         self.inbox: dict[str, list[tuple[EmailSpec, str]]] = {}
         self.printed: set[str] = set()
         self.pngs_left = self.profile.png_attachments
@@ -741,15 +743,26 @@ class _Planner:
             known.append(self.cast.canary)
             # Namesakes side by side (same name, nothing else shared) and the spelling people.
             known += [p for members in self.cast.namesake_groups.values() for p in members]
+            if tail is not lead:
+                known.append(tail)  # nobody after the tail could list the tail's numbers
         if c in (lead, tail):
             known += self.cast.spelling_people
+        if c is tail:
+            # Whoever has a second number or address is on one card that shows all of them:
+            # without such evidence a second phone seen under a shared name is a namesake's
+            # as much as the person's, and no resolver should (or could) join it.
+            known += [p for p in self.regulars if p.id not in self.full_cards
+                      and len(p.phones) + len(p.emails) > 1]
         for p in dict.fromkeys(known):
             if p is c:
                 continue
-            # A contact card often holds every number and address of a person, sometimes only
-            # the main ones; a spelling person's card lists both phones but one spelling.
-            numbers = p.phones if p.spellings or rng.random() < 0.5 else p.phones[:1]
-            addresses = [p.email] if p.spellings or rng.random() < 0.5 else p.emails
+            # A person's first card holds every number and address; later ones sometimes only
+            # the main ones. A spelling person's card lists both phones but one spelling.
+            full = p.id not in self.full_cards
+            self.full_cards.add(p.id)
+            numbers = p.phones if full or p.spellings or rng.random() < 0.5 else p.phones[:1]
+            addresses = ([p.email] if p.spellings else p.emails if full
+                         else [p.email] if rng.random() < 0.5 else p.emails)
             contacts.append([p.name,
                              "; ".join(format_phone(n, len(contacts) + k)
                                        for k, n in enumerate(numbers)),
