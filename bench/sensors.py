@@ -13,8 +13,10 @@ one reading each per second, 1% anomalous, 1% invalid), 5,000,000 rows (500,000 
   watermark, incidents and notifications), Parquet output to local folders.
 - Baseline, in the seed's style: each record is read as a dict, validated field by field in
   Python, stamped with lineage and written as one JSON object (one file per record, as the seed
-  uploads one object per record); windows are computed in Python loops. It runs on the first
-  ``--baseline-readings`` rows (default 20,000) and its rate is per reading, so it is comparable.
+  uploads one object per record; each fsync'd, since an S3 PUT returns once the object is
+  stored and Chrono fsyncs every file it writes); windows are computed in Python loops. It runs
+  on the first ``--baseline-readings`` rows (default 20,000) and its rate is per reading, so it
+  is comparable.
 - DuckDB: ``read_csv`` and one ``GROUP BY sensor_id, minute`` computing count, mean, min, max
   and sample std of the five metrics: the bare aggregation, no validation and no outputs.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -101,6 +104,17 @@ BOUNDS = {"temperature": (-40, 125), "humidity": (0, 100), "pressure": (300, 110
           "vibration": (0, 100), "voltage": (0, 50)}
 
 
+def _put_object(path: Path, text: str) -> None:
+    """One object stored durably, as an S3 PUT is acknowledged only once stored: Chrono's
+    writer fsyncs every file it writes, so the baseline's objects are fsync'd too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def run_baseline(csv_path: Path, work: Path, n: int) -> float:
     import csv
 
@@ -136,7 +150,7 @@ def run_baseline(csv_path: Path, work: Path, n: int) -> float:
             if errors:
                 record_out["errors"] = errors
             key = f"{record['sensor_id']}-{record['id']}-{time.time_ns()}.json"
-            (out / bucket / key).write_text(json.dumps(record_out))
+            _put_object(out / bucket / key, json.dumps(record_out))
             if not errors and moment is not None:
                 minute = moment.strftime("%Y-%m-%dT%H:%M")
                 windows.setdefault((record["sensor_id"], minute), []).append(
@@ -152,7 +166,7 @@ def run_baseline(csv_path: Path, work: Path, n: int) -> float:
             agg[f"{m}_max"] = max(values)
             agg[f"{m}_std"] = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
                                if len(values) > 1 else None)
-        (out / "aggregated" / f"{sensor}-{minute}.json").write_text(json.dumps(agg))
+        _put_object(out / "aggregated" / f"{sensor}-{minute}.json", json.dumps(agg))
     return time.perf_counter() - started
 
 
