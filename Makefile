@@ -38,6 +38,8 @@ bench: install  ## quick versions of every benchmark
 	$(BIN)/python bench/ocr.py --quick
 	$(BIN)/python bench/pdf_text.py --quick
 	$(BIN)/python bench/sensors.py --quick
+	$(BIN)/python bench/resolve.py --quick
+	$(BIN)/python bench/upload.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -208,7 +208,9 @@ def test_failing_sink_is_reported_and_batch_not_committed(
         orchestrator.run(once=True)
     assert "lake" in str(err.value)
     assert orchestrator.summary.status == "failed"
-    assert orchestrator.writer.sinks["lake"].failures == 1
+    # The batch's checkpoint waits for its writes: the failure stops the run at that commit
+    # (the next batch may have been under way meanwhile, with its own failed write).
+    assert orchestrator.writer.sinks["lake"].failures >= 1
     assert orchestrator.writer.sinks["archival"].files >= 1
     assert not (cfg.state_dir / "checkpoints.db").exists()  # nothing committed: retried later
 

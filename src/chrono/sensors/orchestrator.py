@@ -120,6 +120,8 @@ class SensorOrchestrator:
                              threads=config.write_threads)
         self._ahead: tuple[dict[str, Any] | None, Future[tuple[pl.DataFrame, Any]]] | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self._committer: ThreadPoolExecutor | None = None
+        self._commit_future: Future[None] | None = None
         self.emitter = OpenLineageEmitter(config.lineage)
         self._buckets: dict[str, Bucket] = {}
         self._load_state()
@@ -200,11 +202,13 @@ class SensorOrchestrator:
                 if self.on_cycle:
                     self.on_cycle(self.summary)
                 if max_cycles is not None and cycles >= max_cycles:
+                    self.await_commit()
                     break
                 if not worked:
                     if once:
                         self.flush()
                         break
+                    self.await_commit()  # idle: the last batch's checkpoint lands (or fails)
                     time.sleep(self.config.interval_s)
         except BaseException as exc:
             self._stop_threads()
@@ -256,6 +260,8 @@ class SensorOrchestrator:
         if scenarios != self.summary.scenarios:
             log_event("scenarios_changed", run_id=self.run_id, count=len(scenarios))
             self.summary.scenarios = tuple(dict.fromkeys((*self.summary.scenarios, *scenarios)))
+        if self._commit_future is not None and self._commit_future.done():
+            self.await_commit()  # a failed commit stops the run before more work
         started = time.perf_counter()
         batch, cursor = self._read()
         self._time("read", time.perf_counter() - started)
@@ -295,7 +301,14 @@ class SensorOrchestrator:
             self.source.read, cursor, self.config.batch_size))
 
     def _stop_threads(self) -> None:
-        """Let in-flight writes and the read ahead finish, then stop their threads."""
+        """Let in-flight writes, the commit and the read ahead finish, then stop their
+        threads (their failures are the caller's to raise, before this)."""
+        if self._commit_future is not None:
+            self._commit_future.exception()
+            self._commit_future = None
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
         self.writer.close()
         if self._ahead is not None:
             self._ahead[1].exception()
@@ -324,7 +337,6 @@ class SensorOrchestrator:
             self.route({"windows": windows}, part)
         self.notify(notes, "notification" in scenarios)
         self.windows, self.incidents = update.state, incidents
-        self.writer.wait()
         self.commit()
 
     def route(self, streams: dict[str, pl.DataFrame], part: str) -> None:
@@ -362,8 +374,43 @@ class SensorOrchestrator:
         )
 
     def commit(self) -> None:
+        """Commit the checkpoint now, after every write so far (end of input, flush)."""
         if self.dry_run:
             return
+        self.await_commit()
+        self.writer.wait()
         self.checkpoints.commit(self.source_name, self.cursor or {}, self.windows.to_bytes(),
                                 self.incidents.to_bytes(), self.batches, self.fingerprint)
+
+    def commit_async(self) -> None:
+        """Commit this batch's checkpoint on the commit thread once the batch's writes have
+        landed, while the next batch is read and computed.
+
+        At most one commit is in flight: a new one first waits for the previous (and raises its
+        failure, a sink that kept failing), so checkpoints land in batch order and never before
+        their outputs. The states are immutable snapshots, so serialising them on another
+        thread is safe. A kill before the commit lands replays the batch, whose files keep their
+        keys, and its notifications are already in the ledger: nothing is duplicated.
+        """
+        if self.dry_run:
+            return
+        self.await_commit()
+        pending = self.writer.take_pending()
+        snapshot = (dict(self.cursor or {}), self.windows, self.incidents, self.batches)
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._commit_future = self._committer.submit(self._commit_after, pending, snapshot)
+
+    def _commit_after(self, pending: list[Future[None]],
+                      snapshot: tuple[dict[str, Any], WindowState, IncidentState, int]) -> None:
+        Writer.wait_for(pending)
+        cursor, windows, incidents, batches = snapshot
+        self.checkpoints.commit(self.source_name, cursor, windows.to_bytes(),
+                                incidents.to_bytes(), batches, self.fingerprint)
+
+    def await_commit(self) -> None:
+        """Wait for the commit in flight, if any; raise its failure."""
+        future, self._commit_future = self._commit_future, None
+        if future is not None:
+            future.result()
 

@@ -196,7 +196,16 @@ class Writer:
 
     def wait(self) -> None:
         """Block until every submitted write is done; raise the first failure, if any."""
+        self.wait_for(self.take_pending())
+
+    def take_pending(self) -> list[Future[None]]:
+        """The writes submitted since the last call (a batch's), to wait for elsewhere."""
         pending, self._pending = self._pending, []
+        return pending
+
+    @staticmethod
+    def wait_for(pending: list[Future[None]]) -> None:
+        """Block until ``pending`` writes are done; raise the first failure, if any."""
         first: BaseException | None = None
         for future in pending:
             exc = future.exception()

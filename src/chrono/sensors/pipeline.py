@@ -124,10 +124,9 @@ def notify_incidents(c: Cycle) -> dict[str, Any]:
 def commit_checkpoint(c: Cycle) -> dict[str, Any]:
     """Commit cursor, window state and incident state together, after every output."""
     assert c.update is not None
-    c.run.writer.wait()  # every output of the batch has landed before the checkpoint moves
     c.run.windows, c.run.cursor = c.update.state, c.cursor
     c.run.batches += 1
-    c.run.commit()
+    c.run.commit_async()  # lands once every output of the batch has
     return {}
 
 
