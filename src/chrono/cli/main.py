@@ -8,7 +8,17 @@ from chrono.core.memory import keep_freed_memory_env
 
 keep_freed_memory_env()  # before anything imports polars: its allocator reads this once
 
-from chrono.cli import buckets, devices, export, persons, run, sample, scenarios, sensors  # noqa: E402
+from chrono.cli import (  # noqa: E402
+    buckets,
+    devices,
+    export,
+    persons,
+    run,
+    sample,
+    scenarios,
+    sensors,
+    serve,
+)
 
 app = typer.Typer(
     name="chrono",
@@ -19,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run", help=run.__doc__)(run.run_command)
+app.command("serve", help=serve.__doc__)(serve.serve_command)
 app.add_typer(sample.app, name="sample")
 app.command("export", help=export.__doc__)(export.export_command)
 app.add_typer(persons.app, name="persons")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 
 from chrono.core.config import (
     StrictModel,
@@ -64,6 +64,15 @@ def _default_routes() -> list[RouteConfig]:
     ]
 
 
+class WebConfig(StrictModel):
+    """``chrono serve`` settings."""
+
+    token: SecretStr | None = None
+    """Access token of the dashboard and API (at least 16 characters; ``$CHRONO_TOKEN`` wins).
+    Write it as ``${CHRONO_WEB_TOKEN}`` to keep it out of the file. Unset: one is generated on
+    first start and kept in ``<data_dir>/state/web_token``."""
+
+
 class SensorPipelineConfig(StrictModel):
     """Root of ``pipeline.yaml``."""
 
@@ -103,6 +112,8 @@ class SensorPipelineConfig(StrictModel):
     lineage: LineageConfig = Field(default_factory=LineageConfig)
     """Lineage stamping and OpenLineage events."""
     bacalhau: BacalhauConfig = Field(default_factory=BacalhauConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    """The dashboard (``chrono serve``)."""
     """Job spec for running the orchestrator on edge nodes."""
     job_name: str = "chrono-sensors"
     """Job name in lineage and OpenLineage events."""
