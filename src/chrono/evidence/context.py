@@ -48,6 +48,10 @@ class EvidenceRun:
     source_key: str | None = None
     """Stable name of the source when SOURCE_DIR is only a local copy of it (an ``s3://`` URL);
     the source id derives from it instead of from the copy's path."""
+    pool_start_method: str | None = None
+    """How extraction worker processes start (``fork``, ``forkserver``, ``spawn``); unset: the
+    platform's default. A large parent (a Dask worker) should not fork them: a forked child
+    inherits the parent's address space, which counts against ``limits.max_memory_bytes``."""
 
     def __post_init__(self) -> None:
         self.source_dir = Path(self.source_dir).resolve()

@@ -14,6 +14,8 @@ breaks the pool; the pool is rebuilt and the files in flight are retried once, t
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.context
 import os
 import resource
 from collections.abc import Callable, Collection
@@ -96,9 +98,11 @@ def _run_pool(run: EvidenceRun, entries: list[FileEntry], advance: Any) -> None:
     attempts: dict[str, int] = {}
     queue = list(entries)
     workers = max(1, min(run.workers, len(queue)))
+    context = _pool_context(run.pool_start_method)
     while queue:
         pool = ProcessPoolExecutor(
             max_workers=workers,
+            mp_context=context,
             initializer=_init_worker,
             initargs=(run.config.model_dump_json(), str(run.artifact_dir), run.passwords),
         )
@@ -123,6 +127,17 @@ def _run_pool(run: EvidenceRun, entries: list[FileEntry], advance: Any) -> None:
                         _retry_or_fail(run, entry, attempts, queue, advance)
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _pool_context(start_method: str | None) -> multiprocessing.context.BaseContext | None:
+    if start_method is None:
+        return None
+    context = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        # The server imports the extractors once; each worker forks from it ready to run.
+        context.set_forkserver_preload(["chrono.evidence.extraction",
+                                        "chrono.evidence.extract.registry"])
+    return context
 
 
 def _retry_or_fail(
