@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,8 @@ def test_sample_generator_phone_files_match_truth(tmp_path: Path, seed: int) -> 
             if path.endswith((".csv", ".xlsx")):
                 sources.setdefault(path, {})[locator] = event
     assert len(sources) >= 8
+    # The clock-skew trap: a phone export shows its call SKEW seconds off the truth (CDR) time.
+    skewed = {t["sources"][1]: t["skew_s"] for t in plan.truth["traps"]["clock_skew"]}
     phone_files = [f for f in plan.files if f.path in sources or f.path.endswith("contacts.csv")]
     checked = 0
     for planned in phone_files:
@@ -121,7 +124,9 @@ def test_sample_generator_phone_files_match_truth(tmp_path: Path, seed: int) -> 
             assert record.type == event["type"]
             assert record.start is not None
             instant, _ = to_utc(record.start)
-            assert instant.strftime("%Y-%m-%dT%H:%M:%SZ") == event["start"], (planned.path, locator)
+            expected = datetime.strptime(event["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            skew = skewed.get(f"{planned.path}#{locator}", 0)
+            assert (instant - expected).total_seconds() == skew, (planned.path, locator)
             seen = sorted((p.role, _digits(p.value)) for p in record.participants)
             want = sorted((p["role"], _digits(p["value"])) for p in event["participants"])
             assert seen == want, (planned.path, locator)
