@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chrono.core.config import EvidenceConfig
+from chrono.core.crashpoints import crash_point
 from chrono.core.logging import log_event
 from chrono.evidence.context import EvidenceRun, stable_id
 from chrono.evidence.extract.base import ExtractContext, SourceFile, failed_artifact, run_extractor
@@ -76,6 +77,7 @@ def _extract_in_worker(task: dict[str, Any]) -> dict[str, Any]:
         name=task["name"], depth=task["depth"],
     )
     artifact = run_extractor(source, ctx)
+    crash_point("worker.extract")
     LocalBucket(ctx.artifact_dir).put_bytes(
         artifact_key(source.sha256), artifact.model_dump_json().encode("utf-8")
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from chrono.core.crashpoints import crash_point
 from chrono.core.logging import log_event
 from chrono.core.steps import Pipeline, RunLedger
 from chrono.db import schema
@@ -122,6 +123,7 @@ def events_step(run: EvidenceRun) -> dict[str, Any]:
                     run.config.default_region,
                 )
                 bucket.put_lines(key, events)
+                crash_point("events.file")
                 made += 1
             else:
                 reused += 1
@@ -155,7 +157,9 @@ def dedupe_step(run: EvidenceRun) -> dict[str, Any]:
 
     engine = _identity_engine(run)
     try:
-        return run_dedupe(engine, run.config.dedupe)
+        counts = run_dedupe(engine, run.config.dedupe)
+        crash_point("dedupe")
+        return counts
     finally:
         engine.dispose()
 
@@ -186,8 +190,10 @@ def persons_step(run: EvidenceRun) -> dict[str, Any]:
 
     engine = _identity_engine(run)
     try:
-        return run_persons(engine, run.config.identity, _artifacts(run),
-                           run.config.default_region)
+        counts = run_persons(engine, run.config.identity, _artifacts(run),
+                             run.config.default_region)
+        crash_point("persons")
+        return counts
     finally:
         engine.dispose()
 
@@ -199,7 +205,9 @@ def devices_step(run: EvidenceRun) -> dict[str, Any]:
 
     engine = _identity_engine(run)
     try:
-        return run_devices(engine, run.config.identity, run.config.default_region)
+        counts = run_devices(engine, run.config.identity, run.config.default_region)
+        crash_point("devices")
+        return counts
     finally:
         engine.dispose()
 
@@ -211,8 +219,10 @@ def mapping_step(run: EvidenceRun) -> dict[str, Any]:
 
     engine = _identity_engine(run)
     try:
-        return run_mapping(engine, run.config.identity, _artifacts(run),
-                           run.config.default_region)
+        counts = run_mapping(engine, run.config.identity, _artifacts(run),
+                             run.config.default_region)
+        crash_point("mapping")
+        return counts
     finally:
         engine.dispose()
 
@@ -240,6 +250,7 @@ def run_evidence(run: EvidenceRun, steps: list[str] | None = None,
         raise
     finally:
         ledger.finished_at = datetime.now(UTC).isoformat()
+        crash_point("report")
         run.bucket.put_json(f"runs/{run.run_id}.json", ledger.to_dict())
         write_report(run, ledger)
         _record_run(run, ledger)

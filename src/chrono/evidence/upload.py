@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from chrono.core.crashpoints import crash_point
 from chrono.db import schema
 from chrono.db.load import bulk_upsert, chunked, count_rows, insert_ignore
 from chrono.evidence.context import EvidenceRun, stable_id
@@ -104,7 +105,9 @@ def upload_events(engine: Engine, events: list[dict[str, Any]], batch_size: int,
         with engine.begin() as conn:
             bulk_upsert(conn, schema.identifiers, new_ids)
             bulk_upsert(conn, schema.events, ev_rows)
+            crash_point("upload.in_batch")  # a batch half-sent, its transaction open
             bulk_upsert(conn, schema.participants, part_rows)
+        crash_point("upload.batch")
         committed.update(row["identifier_id"] for row in new_ids)
         if advance is not None:
             advance(len(batch))
@@ -124,6 +127,7 @@ def upload(run: EvidenceRun, entries: list[FileEntry], outcomes: dict[str, Any],
         for chunk in chunked(file_rows(run, entries, outcomes), size):
             with engine.begin() as conn:
                 bulk_upsert(conn, schema.files, chunk)
+            crash_point("upload.files")
             advance(len(chunk))
         upload_events(engine, events, size, advance)
     after = {t.name: count_rows(engine, t) for t in (schema.files, schema.events)}

@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from chrono.core.errors import ConfigError, TransientError
@@ -35,7 +36,7 @@ from chrono.scale.phases import run_global_phases
 from chrono.scale.progress import progress_bar
 from chrono.scale.schedule import Schedule, schedule
 from chrono.scale.settings import ScaleSettings, WorkerSettings
-from chrono.scale.worker import GroupOutcome, process_group
+from chrono.scale.worker import GroupOutcome, process_group, remove_orphaned_folders
 from chrono.storage.buckets import open_bucket
 
 MAX_ATTEMPTS = 2
@@ -149,6 +150,8 @@ def run_schedule(settings: ScaleSettings, mode: str = "local", execute: bool = F
     plan = schedule(settings)
     if not execute:
         return ExecutionResult(plan, mode)
+    # Group folders of a run killed on this machine; a re-run may schedule no group to do it.
+    remove_orphaned_folders(Path(settings.work_dir) / "groups")
     return runner.execute(plan)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chrono.core.crashpoints import crash_point
 from chrono.core.errors import ConfigError
 from chrono.core.logging import log_event
 from chrono.core.steps import Pipeline, RunLedger
@@ -85,6 +86,7 @@ def merge_step(run: EvidenceRun) -> dict[str, Any]:
     finally:
         run.overwrite = overwrite
     inv.save_inventory(run, plan.entries)
+    crash_point("merge.inventory")
     run.bucket.put_lines(EXTRACTED_KEY, extracted_rows(run.state["entries"], run.state["outcomes"]))
     if plan.extracted_here:
         log_event("merge_extracted_leftovers", count=len(plan.extracted_here))
@@ -149,6 +151,7 @@ def run_global_phases(settings: ScaleSettings, schedule: Schedule | None = None)
 
 def _publish_report(settings: ScaleSettings, view: ArtifactView, run_id: str) -> None:
     reports = open_bucket(settings.report_url, endpoint_url=settings.endpoint_url)
+    reports.clean_temp()  # what a killed run left half-published
     for key in (*REPORT_KEYS, f"runs/{run_id}.json"):
         path = view.root / key
         if path.is_file():

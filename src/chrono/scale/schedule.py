@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chrono.core.crashpoints import crash_point
 from chrono.core.errors import ConfigError
 from chrono.core.logging import log_event
 from chrono.evidence.context import stable_id
@@ -262,7 +263,9 @@ def schedule(settings: ScaleSettings) -> Schedule:
         e.group = group_of.get(e.file_id, NOT_SCHEDULED)
     inventory_bucket_url, groups_key = split_object_url(settings.groups_url)
     inventory = open_bucket(inventory_bucket_url, endpoint_url=settings.endpoint_url)
+    inventory.clean_temp()  # what a killed schedule left half-written
     write_lines(inventory, FILES_KEY, (e.to_dict() for e in entries))
+    crash_point("schedule.groups")
     write_lines(inventory, groups_key, lines)  # last: the groups are what workers act on
     log_event("schedule_written", schedule_id=schedule_id, files_count=len(entries),
               groups_count=len(lines), skipped_count=len(entries) - len(group_of))

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from chrono.core.crashpoints import crash_point
 from chrono.core.errors import TerminalError
 from chrono.evidence.context import stable_id
 from chrono.evidence.inventory import FileEntry, sha256_file
@@ -103,6 +104,7 @@ def publish_file(bucket: Bucket, key: str, source: Path) -> None:
                 os.link(source, tmp)
             except OSError:
                 shutil.copyfile(source, tmp)
+            crash_point("publish.replace")
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

@@ -18,6 +18,7 @@ processes (a daemon) still gets a process pool.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import sys
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chrono.core.crashpoints import crash_point
 from chrono.core.errors import ChronoError, ConfigError
 from chrono.core.logging import log_event
 from chrono.evidence.context import EvidenceRun
@@ -126,6 +128,33 @@ def _publish(artifacts: Bucket, work: Path, prefetched: set[str]) -> int:
     return len(keys)
 
 
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
+
+
+def remove_orphaned_folders(groups_dir: Path) -> int:
+    """Delete private group folders whose process is gone (killed before its ``finally`` ran),
+    temp and spool files included; returns how many. A folder is named
+    ``<index>-<pid>-<token>``; one of a live process, or of an unknown form, is kept."""
+    removed = 0
+    if not groups_dir.is_dir():
+        return 0
+    for folder in groups_dir.iterdir():
+        parts = folder.name.split("-")
+        if len(parts) != 3 or not parts[1].isdigit() or not folder.is_dir():
+            continue
+        if not _owner_alive(int(parts[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _process(groups_url: str, index: int, settings: WorkerSettings) -> GroupOutcome:
     line = _find_group(groups_url, index, settings.endpoint_url)
     entries = group_entries(line)
@@ -137,7 +166,9 @@ def _process(groups_url: str, index: int, settings: WorkerSettings) -> GroupOutc
     todo = [e for e in entries if e.file_id not in duplicates]
     stage = SourceStage(settings.source_url or line["source"], endpoint_url=settings.endpoint_url,
                         work_dir=settings.work_dir)
-    work = Path(settings.work_dir) / "groups" / f"{index}-{uuid.uuid4().hex[:12]}"
+    groups_dir = Path(settings.work_dir) / "groups"
+    remove_orphaned_folders(groups_dir)
+    work = groups_dir / f"{index}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     work.mkdir(parents=True)
     try:
         stage.fetch(todo)
@@ -153,6 +184,7 @@ def _process(groups_url: str, index: int, settings: WorkerSettings) -> GroupOutc
         counts = extract_all(run, todo)
         extract_seconds = time.perf_counter() - started
         published = _publish(artifacts, work, prefetched)
+        crash_point("group.published")
         all_entries: list[FileEntry] = list(run.state["entries"])
         outcomes: dict[str, Outcome] = dict(run.state["outcomes"])
         for e in entries:
@@ -161,6 +193,7 @@ def _process(groups_url: str, index: int, settings: WorkerSettings) -> GroupOutc
                 all_entries.append(e)
                 outcomes[e.file_id] = Outcome("duplicate", "same_content")
         write_lines(artifacts, marker_key(index), extracted_rows(all_entries, outcomes))
+        crash_point("group.committed")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         stage.release(todo)

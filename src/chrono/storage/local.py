@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chrono.core.crashpoints import crash_point
+
 TEMP_PREFIXES = (".tmp-", ".spool-")
 """File-name prefixes of in-flight writes; never listed as keys, removed by ``clean_temp``."""
 
@@ -45,6 +47,7 @@ class LocalBucket:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
+            crash_point("bucket.replace")
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
