@@ -48,3 +48,16 @@ def test_kind_comes_from_content_not_name(tmp_path: Path) -> None:
     assert detect_kind(tmp_path / "empty") == "empty"
     (tmp_path / "notes").write_text("just some notes\nabout nothing\n")
     assert detect_kind(tmp_path / "notes") == "text"
+
+
+def test_binary_noise_is_not_taken_for_a_load_file(tmp_path: Path) -> None:
+    # Random bytes hold þ, 0x14 and ¶ somewhere in their first "line" about a third of the time.
+    import random
+
+    rng = random.Random(7)
+    path = tmp_path / "noise.bin"
+    kinds = set()
+    for _ in range(200):
+        path.write_bytes(rng.randbytes(3000))
+        kinds.add(detect_kind(path))
+    assert "dat" not in kinds

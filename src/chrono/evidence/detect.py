@@ -116,8 +116,9 @@ def _text_kind(path: Path, head: bytes) -> str:
                                     errors="ignore")
         sample = decoded.encode("utf-8", errors="ignore")
     first_line = sample.split(b"\n", 1)[0]
-    # Concordance: þ (0xFE in cp1252, C3 BE in UTF-8) quotes with 0x14 / ¶ separators.
-    if (b"\xc3\xbe" in first_line or b"\xfe" in first_line) and (
+    # Concordance: a header line opening with þ (0xFE in cp1252, C3 BE in UTF-8) quotes, with
+    # 0x14 / ¶ separators; binary noise holding those bytes somewhere is not one.
+    if first_line.lstrip().startswith((b"\xc3\xbe", b"\xfe")) and b"\x00" not in first_line and (
         b"\x14" in first_line or b"\xc2\xb6" in first_line or b"\xb6" in first_line
     ):
         return "dat"
