@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,11 +26,12 @@ def corpus() -> Path:
 PG_ADMIN_URL = os.environ.get("CHRONO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A fresh database: SQLite in tmp_path, or a throwaway database on the local PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chrono.db'}"
+@contextmanager
+def throwaway_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL of a fresh database: SQLite in ``folder``, or a database created on the local
+    PostgreSQL and dropped afterwards. An unreachable PostgreSQL fails under CI=true."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'chrono.db'}"
         return
     import uuid
 
@@ -48,6 +51,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-u
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: SQLite in tmp_path, or a throwaway database on the local PostgreSQL."""
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

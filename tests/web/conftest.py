@@ -8,16 +8,14 @@ the orchestrator. Built once per module and database (SQLite, and PostgreSQL whe
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import PG_ADMIN_URL, ROOT
+from tests.conftest import ROOT, throwaway_database
 from tests.db.test_identity_db import build_identity_db, run_identity
 
 from chrono.db import schema
@@ -98,24 +96,8 @@ def module_db_url(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Like ``db_url`` in tests/conftest.py, but one database per module (building the world
     takes seconds, so the API tests share it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('webdb') / 'chrono.db'}"
-        return
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI must start it)")
-        pytest.skip("PostgreSQL not reachable")
-    name = f"chrono_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database(request.param, tmp_path_factory.mktemp("webdb")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

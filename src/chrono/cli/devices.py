@@ -17,7 +17,7 @@ from chrono.cli.persons import (
     DbOption,
     JsonOption,
     LimitOption,
-    evidence_config,
+    apply_correction,
     open_engine,
     print_audit,
     print_correction,
@@ -40,11 +40,8 @@ def merge_command(
     config: ConfigOption = None,
 ) -> None:
     """Merge devices into the first one named; later runs keep them merged."""
-    with friendly_errors():
-        cfg = evidence_config(config)
-        engine = open_engine(db)
-        c = merge_devices(engine, ids, by, cfg.identity, cfg.default_region)
-        engine.dispose()
+    c = apply_correction(db, config, lambda engine, identity, region: merge_devices(
+        engine, ids, by, identity, region))
     print_correction(c, f"{len(c.target_ids)} devices merged")
 
 
@@ -56,11 +53,8 @@ def unmerge_command(
     config: ConfigOption = None,
 ) -> None:
     """Dissolve the manual merge a device is part of, or split it into its identifiers."""
-    with friendly_errors():
-        cfg = evidence_config(config)
-        engine = open_engine(db)
-        c = unmerge_device(engine, device_id, by, cfg.identity, cfg.default_region)
-        engine.dispose()
+    c = apply_correction(db, config, lambda engine, identity, region: unmerge_device(
+        engine, device_id, by, identity, region))
     print_correction(c, f"device split into {len(c.identifier_groups)} groups")
 
 

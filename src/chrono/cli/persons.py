@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from chrono.cli.errors import friendly_errors
-from chrono.core.config import EvidenceConfig, load_config
+from chrono.core.config import EvidenceConfig, IdentityConfig, load_config
 from chrono.db import schema
 from chrono.evidence.corrections import Correction, list_corrections, merge_persons, unmerge_person
 
@@ -67,6 +68,22 @@ def print_correction(c: Correction, summary: str) -> None:
     Console(stderr=True).print(f"[bold green]done[/] correction {c.correction_id}: {summary}")
 
 
+def apply_correction(
+    db: str, config: Path | None,
+    correct: Callable[[Engine, IdentityConfig, str], Correction],
+) -> Correction:
+    """Run one manual correction (merge or unmerge, persons or devices) with the settings of
+    ``config``, turning Chrono errors into readable ones."""
+    with friendly_errors():
+        cfg = evidence_config(config)
+        engine = open_engine(db)
+        try:
+            return correct(engine, cfg.identity, cfg.default_region)
+        finally:
+            engine.dispose()
+    raise AssertionError("unreachable: friendly_errors exits on an error")
+
+
 @app.command("merge")
 def merge_command(
     ids: Annotated[list[str], typer.Argument(
@@ -76,11 +93,8 @@ def merge_command(
     config: ConfigOption = None,
 ) -> None:
     """Merge persons into one; later runs keep them together."""
-    with friendly_errors():
-        cfg = evidence_config(config)
-        engine = open_engine(db)
-        c = merge_persons(engine, ids, by, cfg.identity, cfg.default_region)
-        engine.dispose()
+    c = apply_correction(db, config, lambda engine, identity, region: merge_persons(
+        engine, ids, by, identity, region))
     print_correction(c, f"{len(c.target_ids)} persons merged")
 
 
@@ -92,11 +106,8 @@ def unmerge_command(
     config: ConfigOption = None,
 ) -> None:
     """Undo the manual merge that formed a person, or split it into its identifiers."""
-    with friendly_errors():
-        cfg = evidence_config(config)
-        engine = open_engine(db)
-        c = unmerge_person(engine, person_id, by, cfg.identity, cfg.default_region)
-        engine.dispose()
+    c = apply_correction(db, config, lambda engine, identity, region: unmerge_person(
+        engine, person_id, by, identity, region))
     print_correction(c, f"person split into {len(c.identifier_groups)} groups")
 
 
